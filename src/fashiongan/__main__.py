@@ -1,0 +1,3 @@
+from fashiongan.cli import main
+
+raise SystemExit(main())

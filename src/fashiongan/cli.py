@@ -1,0 +1,302 @@
+"""The `fashiongan` command: train, generate, interpolate, download, presets.
+
+Only this module reads argv and the environment ($FASHIONGAN_DATA). Every FashionGANError
+becomes one line on stderr and exit status 2.
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import signal
+import sys
+import types
+from pathlib import Path
+
+from fashiongan import __version__
+from fashiongan.config import (
+    RunConfig,
+    flat_fields,
+    from_dict,
+    load_preset,
+    parse_duration,
+    preset_description,
+    preset_names,
+    set_path,
+    to_dict,
+)
+from fashiongan.errors import FashionGANError
+
+CFG_PREFIX = "cfg:"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (no usage dump) and exits 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except FashionGANError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _choices(meta: dict) -> list[str] | None:
+    if meta.get("registry") == "models":
+        from fashiongan.models import MODELS
+
+        return MODELS.names()
+    if meta.get("registry") == "losses":
+        from fashiongan.losses import LOSSES
+
+        return LOSSES.names()
+    return list(meta["choices"]) if "choices" in meta else None
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig leaf field: --batch-size, --lr-g, --spectral-norm/--no-..."""
+    for path, f in flat_fields():
+        flag = "--" + f.name.replace("_", "-")
+        meta, dest = f.metadata, CFG_PREFIX + path
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = f"{meta.get('help', '')} (default: {default})"
+        kw = dict(dest=dest, default=argparse.SUPPRESS, help=help_text)
+        ftype = f.type
+        if ftype is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif meta.get("duration"):
+            parser.add_argument(flag, type=_duration, metavar="TIME", **kw)
+        elif "tuple" in str(ftype):
+            parser.add_argument(flag, type=float, nargs=2, metavar=("B1", "B2"), **kw)
+        else:
+            if isinstance(ftype, types.UnionType):  # str | None
+                ftype = next(a for a in ftype.__args__ if a is not type(None))
+            parser.add_argument(flag, type=ftype, choices=_choices(meta), **kw)
+
+
+def config_from_args(args: argparse.Namespace, base: RunConfig) -> tuple[RunConfig, dict]:
+    """Apply the flags given on the command line to `base`; returns (cfg, {path: value})."""
+    given = {k[len(CFG_PREFIX):]: v for k, v in vars(args).items() if k.startswith(CFG_PREFIX)}
+    for path, value in given.items():
+        set_path(base, path, tuple(value) if isinstance(value, list) else value)
+    return base, given
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a GAN", description=(
+        "Train a (conditional) DCGAN. Settings: RunConfig defaults, then --preset, then flags. "
+        "Stops at the first budget reached (--epochs, --steps, --kimg, --max-time) or at Ctrl-C "
+        "(which checkpoints first)."))
+    p.add_argument("--preset", help=f"named recipe: {', '.join(preset_names())}")
+    p.add_argument("--out", help="run directory (default: runs/<name>-<timestamp>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument("--override", action="store_true",
+                   help="with --resume: accept flags that change the run's settings")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    add_config_flags(p)
+
+
+def _generate_parser(sub) -> None:
+    p = sub.add_parser("generate", help="sample images into a grid or a data set")
+    p.add_argument("source", help="run directory or checkpoint file")
+    p.add_argument("--out", required=True, help="output file (.png, .npz, .csv) or directory")
+    p.add_argument("--format", help="png (grid) | pngs (folder per class) | npz | idx | csv "
+                   "(default: from --out's extension)")
+    p.add_argument("--num-samples", type=int, default=100, help="images in all (default: 100)")
+    p.add_argument("--class", dest="classes", action="append", metavar="CLASS",
+                   help="class name or id; repeat for several (default: all classes)")
+    p.add_argument("--per-class", type=int, help="images per class (overrides --num-samples)")
+    p.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
+                   help="use the EMA generator when the checkpoint has one (default: yes)")
+    p.add_argument("--batch-size", type=int, default=1000, help="generation batch (default: 1000)")
+    p.add_argument("--size", type=int, help="resize outputs to SIZE×SIZE (e.g. 28 for dcgan64)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
+
+
+def _interpolate_parser(sub) -> None:
+    p = sub.add_parser("interpolate", help="latent walks between seeds or classes")
+    p.add_argument("source", help="run directory or checkpoint file")
+    p.add_argument("--out", required=True, help="walk.png (strip, a row per walk) or walk.gif")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3],
+                   help="walk from each seed to the next (default: 0 1 2 3)")
+    p.add_argument("--class", dest="classes", action="append", metavar="CLASS",
+                   help="one: walk within this class; two or more: walk across them, z fixed")
+    p.add_argument("--steps", type=int, default=10, help="frames per walk (default: 10)")
+    p.add_argument("--mode", default="slerp", choices=["slerp", "lerp"],
+                   help="spherical or linear interpolation of z (default: slerp)")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True)
+
+
+def _download_parser(sub) -> None:
+    from fashiongan.data.download import OFFICIAL_URL
+
+    p = sub.add_parser("download", help="fetch the official Fashion-MNIST files (checksummed)")
+    p.add_argument("--dir", help="where to write (default: ~/.cache/fashiongan, searched by train)")
+    p.add_argument("--mirror", default=OFFICIAL_URL, help=f"base URL (default: {OFFICIAL_URL})")
+    p.add_argument("--force", action="store_true", help="download even if verified files exist")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default: 60)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fashiongan", description="Train, sample and evaluate GANs on "
+                     "Fashion-MNIST and other small labeled image sets.")
+    parser.add_argument("--version", action="version", version=f"fashiongan {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _train_parser(sub)
+    _generate_parser(sub)
+    _interpolate_parser(sub)
+    _download_parser(sub)
+    sub.add_parser("presets", help="list the named training recipes")
+    return parser
+
+
+def _install_stop_handler():
+    from fashiongan.training.loop import StopFlag
+
+    stop = StopFlag()
+
+    def handle(signum, frame):
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+        print(f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
+              f"(press Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    return stop
+
+
+def cmd_train(args) -> int:
+    from fashiongan.training.loop import train, validate
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if args.out and Path(args.out) != run_dir:
+            raise FashionGANError("--resume RUN_DIR continues in RUN_DIR; drop --out")
+        config_path = run_dir / "config.json"
+        if not config_path.is_file():
+            raise FashionGANError(f"--resume {run_dir}: no config.json there (not a run directory?)")
+        try:
+            saved = json.loads(config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise FashionGANError(f"{config_path}: not valid JSON ({e})") from None
+        cfg = from_dict(saved, origin=str(config_path))
+        if args.preset:
+            raise FashionGANError("--preset cannot be combined with --resume (the run has its settings)")
+    else:
+        cfg = RunConfig()
+        if args.preset:
+            cfg = from_dict({**load_preset(args.preset), "name": args.preset},
+                            origin=f"preset {args.preset}")
+    cfg, _ = config_from_args(args, cfg)
+    validate(cfg)
+    if args.dry_run:
+        print(json.dumps(to_dict(cfg), indent=2))
+        return 0
+    if not args.resume:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(args.out) if args.out else Path("runs") / f"{cfg.name}-{stamp}"
+        if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+            raise FashionGANError(
+                f"--out {run_dir} already holds a run; continue it with --resume {run_dir} "
+                f"or choose another --out"
+            )
+        if run_dir.exists() and not run_dir.is_dir():
+            raise FashionGANError(f"--out {run_dir} is a file; expected a directory")
+    stop = _install_stop_handler()
+    result = train(cfg, run_dir, resume=bool(args.resume), data_env=os.environ.get("FASHIONGAN_DATA"),
+                   stop=stop, override=args.override)
+    rd = result.run_dir
+    print(f"run directory: {rd}\n  checkpoint: {result.final_checkpoint}\n"
+          f"  samples:    {rd / 'samples'} (progress.gif, grid-*.png)\n"
+          f"  plots:      {rd / 'plots'}\n  metrics:    {rd / 'metrics.jsonl'}\n"
+          f"  trained {result.step} steps, {result.nimg / 1000:.1f} kimg in {result.seconds:.0f} s"
+          f" ({result.nimg / max(result.seconds, 1e-9):.0f} img/s incl. sampling and checkpoints)")
+    if result.stopped_by == "interrupt":
+        print(f"interrupted: continue with  fashiongan train --resume {rd}")
+    else:
+        print(f"next: fashiongan generate {rd} --per-class 10 --out samples.png")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from fashiongan.data.datasets import resize_images
+    from fashiongan.sampling import export, infer_format, latents, load_generator
+
+    out = Path(args.out)
+    fmt = infer_format(out, args.format)
+    for name, value in (("--num-samples", args.num_samples), ("--batch-size", args.batch_size),
+                        ("--per-class", args.per_class), ("--size", args.size)):
+        if value is not None and value < 1:
+            raise FashionGANError(f"{name} {value}: must be at least 1")
+    gen = load_generator(args.source, ema=args.ema, device=args.device)
+    y = gen.labels(args.classes, n=args.num_samples, per_class=args.per_class)
+    n = len(y) if y is not None else args.num_samples
+    images = gen.images(latents(args.seed, n, gen.z_dim), y, args.batch_size)
+    if args.size:
+        images = resize_images(images, args.size)
+    ncol = args.per_class or min(n, 10)
+    labels = None if y is None else y.numpy()
+    written = export(out, images.numpy(), labels, fmt, gen.class_names, ncol=ncol)
+    where = out if len(written) > 1 or fmt in ("idx", "pngs") else written[0]
+    print(f"wrote {n} images ({fmt}, {images.shape[-1]}×{images.shape[-1]}) to {where} "
+          f"from step {gen.step} ({'EMA' if args.ema else 'raw'} generator)")
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from fashiongan.data.datasets import parse_class
+    from fashiongan.sampling import interpolation_frames, load_generator, save_interpolation
+
+    out = Path(args.out)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in ("png", "gif"):
+        raise FashionGANError(f"--out {out}: expected a .png (strip) or .gif (animation) name")
+    gen = load_generator(args.source, ema=args.ema)
+    classes = [parse_class(c, gen.class_names) for c in args.classes] if args.classes else None
+    frames = interpolation_frames(gen, args.seeds, classes, args.steps, args.mode)
+    save_interpolation(out, frames, fmt)
+    print(f"wrote {frames.shape[0]} walks × {frames.shape[1]} frames to {out}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from fashiongan.data.datasets import default_cache_dir
+    from fashiongan.data.download import download
+
+    directory = Path(args.dir) if args.dir else default_cache_dir()
+    paths = download(directory, args.mirror, args.timeout, progress=not args.no_progress,
+                     force=args.force)
+    print(f"verified {len(paths)} files in {directory}")
+    if args.dir:
+        print(f"train with --data {directory} (or export FASHIONGAN_DATA={directory})")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    for name in preset_names():
+        print(f"{name:16s} {preset_description(name)}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "interpolate": cmd_interpolate,
+            "download": cmd_download, "presets": cmd_presets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except FashionGANError as e:
+        print(f"fashiongan {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fashiongan {args.command}: aborted", file=sys.stderr)
+        return 130

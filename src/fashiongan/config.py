@@ -1,0 +1,195 @@
+"""Run configuration: one dataclass per concern, nested in RunConfig. Defaults live only here;
+the CLI turns each field into a kebab-case flag whose help is the field's `help`."""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from fashiongan.errors import FashionGANError
+
+
+def _f(default: Any, help: str, **meta: Any) -> Any:
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: tuple(default), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class DataConfig:
+    data: str | None = _f(None, "directory of IDX files or a Kaggle CSV file (default: "
+                          "$FASHIONGAN_DATA, ./data, ~/.cache/fashiongan, "
+                          "/usr/share/datasets/fashion-mnist)")
+    split: str = _f("train", "which split to train on", choices=("train", "test"))
+    subset: int = _f(0, "keep N images, balanced per class and seeded (0 = the whole split)")
+    class_names: str = _f("auto", "class names: 'fashion', 'numeric', or 'auto' (Fashion-MNIST "
+                          "names for the official data)", choices=("auto", "fashion", "numeric"))
+
+
+@dataclass
+class ModelConfig:
+    model: str = _f("dcgan28", "architecture", registry="models")
+    cond: str = _f("projection", "conditioning on the class label",
+                   choices=("none", "concat", "projection"))
+    z_dim: int = _f(100, "latent dimension")
+    width: float = _f(1.0, "width multiplier: base feature maps = 64 × width")
+    embed_dim: int = _f(32, "label embedding size concatenated to z (--cond concat)")
+    spectral_norm: bool = _f(False, "spectral normalisation on D's layers (Miyato et al. 2018)")
+    d_norm: str = _f("none", "normalisation in D after the first layer",
+                     choices=("none", "batch"))
+
+
+@dataclass
+class LossConfig:
+    loss: str = _f("ns", "adversarial loss", registry="losses")
+    label_smoothing: float = _f(1.0, "target for real images in D's loss, e.g. 0.9 "
+                                "(one-sided label smoothing; 1.0 = off)")
+    gp_weight: float = _f(10.0, "λ of the WGAN-GP gradient penalty (--loss wgan-gp)")
+    r1: float = _f(0.0, "γ of the R1 penalty γ/2·‖∇D(x)‖² on real images (0 = off)")
+    weight_clip: float = _f(0.01, "clip D's weights to ±c after each D step (--loss wgan)")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = _f(20, "stop after this many passes over the data (0 = no epoch limit)")
+    steps: int = _f(0, "stop after this many iterations (0 = no step limit)")
+    kimg: float = _f(0.0, "stop after D has seen this many thousand real images (0 = no limit)")
+    max_time: float = _f(0.0, "stop after this much wall time: seconds, or 90s/10m/2h "
+                         "(0 = no limit)", duration=True)
+    batch_size: int = _f(64, "images per batch")
+    g_steps: int = _f(1, "G updates per iteration")
+    d_steps: int = _f(1, "D updates per iteration (each on a new real batch)")
+    lr_g: float = _f(2e-4, "Adam learning rate of G")
+    lr_d: float = _f(2e-4, "Adam learning rate of D")
+    betas: tuple[float, float] = _f((0.5, 0.999), "Adam betas (two numbers)")
+    instance_noise: float = _f(0.0, "std of Gaussian noise added to D's inputs, annealed "
+                               "linearly to 0 over the planned run (0 = off)")
+    grad_clip: float = _f(0.0, "clip the gradient norm of G and D to this value (0 = off)")
+    ema_kimg: float = _f(10.0, "half-life of the EMA of G's weights, in thousands of images "
+                         "(0 = no EMA); samples use the EMA")
+    ema_rampup: float = _f(0.05, "EMA half-life is at most this fraction of the images seen")
+    seed: int = _f(0, "seed of everything random: init, data order, noise")
+    device: str = _f("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"))
+    threads: int = _f(0, "CPU threads for torch (0 = torch's default)")
+
+
+@dataclass
+class LogConfig:
+    log_every: int = _f(50, "write metrics.jsonl and refresh the progress bar every N steps")
+    sample_every: int = _f(0, "fixed-noise grid every N steps (0 = once per epoch)")
+    ckpt_every: int = _f(0, "checkpoint every N steps (0 = once per epoch)")
+    keep: int = _f(3, "numbered checkpoints to keep besides latest/final (0 = keep all)")
+    grid_seeds: int = _f(10, "columns of the class × seed sample grid")
+    progress: bool = _f(True, "show a progress bar")
+
+
+@dataclass
+class RunConfig:
+    name: str = _f("run", "run name (used in the default --out)")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+SECTIONS = ("data", "model", "loss", "train", "log")
+# fields that may change when resuming without --override: budgets and logging
+RESUMABLE_CHANGES = {"train.epochs", "train.steps", "train.kimg", "train.max_time",
+                     "train.device", "train.threads"} | {f"log.{f.name}" for f in
+                                                         dataclasses.fields(LogConfig)}
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def flat_fields() -> list[tuple[str, dataclasses.Field]]:
+    """('section.name', Field) for every leaf field, in declaration order."""
+    out = [("name", next(f for f in dataclasses.fields(RunConfig) if f.name == "name"))]
+    for section in SECTIONS:
+        cls = type(getattr(RunConfig(), section))
+        out += [(f"{section}.{f.name}", f) for f in dataclasses.fields(cls)]
+    return out
+
+
+def from_dict(d: dict, origin: str = "config") -> RunConfig:
+    """Build a RunConfig from a nested dict, rejecting unknown keys."""
+    cfg = RunConfig()
+    for key, value in d.items():
+        if key == "name":
+            cfg.name = str(value)
+        elif key in SECTIONS and isinstance(value, dict):
+            section = getattr(cfg, key)
+            names = {f.name for f in dataclasses.fields(section)}
+            for k, v in value.items():
+                if k not in names:
+                    raise FashionGANError(
+                        f"{origin}: unknown key {key}.{k}; valid keys: {', '.join(sorted(names))}"
+                    )
+                setattr(section, k, tuple(v) if isinstance(v, list) else v)
+        else:
+            raise FashionGANError(
+                f"{origin}: unknown key {key!r}; expected name, {', '.join(SECTIONS)}"
+            )
+    return cfg
+
+
+def get_path(cfg: RunConfig, path: str) -> Any:
+    obj = cfg
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def set_path(cfg: RunConfig, path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    obj = cfg
+    for part in parents:
+        obj = getattr(obj, part)
+    setattr(obj, leaf, value)
+
+
+def diff(a: RunConfig, b: RunConfig) -> list[tuple[str, Any, Any]]:
+    """(path, a's value, b's value) for every leaf field that differs."""
+    return [(p, get_path(a, p), get_path(b, p)) for p, _ in flat_fields()
+            if get_path(a, p) != get_path(b, p)]
+
+
+def preset_names() -> list[str]:
+    files = resources.files("fashiongan").joinpath("configs").iterdir()
+    return sorted(f.name.removesuffix(".json") for f in files if f.name.endswith(".json"))
+
+
+def load_preset(name: str) -> dict:
+    """The nested dict of a named preset (src/fashiongan/configs/NAME.json)."""
+    if name not in preset_names():
+        raise FashionGANError(f"unknown preset {name!r}; choose one of: {', '.join(preset_names())}")
+    text = resources.files("fashiongan").joinpath("configs", f"{name}.json").read_text()
+    d = json.loads(text)
+    d.pop("description", None)
+    return d
+
+
+def preset_description(name: str) -> str:
+    text = resources.files("fashiongan").joinpath("configs", f"{name}.json").read_text()
+    return json.loads(text).get("description", "")
+
+
+def parse_duration(text: str | float) -> float:
+    """'600', '90s', '10m', '1.5h' → seconds."""
+    s = str(text).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if s and s[-1] in units:
+            value = float(s[:-1]) * units[s[-1]]
+        else:
+            value = float(s)
+    except ValueError:
+        raise FashionGANError(
+            f"--max-time {text!r}: expected seconds or a duration such as 90s, 10m, 2h"
+        ) from None
+    if value < 0:
+        raise FashionGANError(f"--max-time {text!r}: must not be negative")
+    return value

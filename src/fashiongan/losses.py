@@ -1,0 +1,103 @@
+"""GAN losses over raw discriminator logits (higher = more real), and the gradient penalties.
+
+Each loss is a `GANLoss`: d_loss(real, fake, real_target) and g_loss(fake) return scalar means
+over the batch. `real_target` < 1 is one-sided label smoothing (Salimans et al. 2016) and is
+only meaningful for the losses whose D targets are labels (minimax, ns, lsgan).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from fashiongan.registry import Registry
+
+
+@dataclass(frozen=True)
+class GANLoss:
+    name: str
+    d_loss: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+    g_loss: Callable[[torch.Tensor], torch.Tensor]
+    probabilistic: bool  # D's output is a logit of P(real): D(x) is logged as sigmoid(logit)
+    smoothable: bool  # real_target (label smoothing) applies
+    weight_clip: float | None = None  # WGAN: clip D weights to [-c, c] after each D step
+    gradient_penalty: bool = False  # WGAN-GP: add λ·(‖∇D(x̂)‖ - 1)² on interpolates
+
+
+LOSSES: Registry[GANLoss] = Registry("loss")
+
+
+def _bce_d(real: torch.Tensor, fake: torch.Tensor, real_target: float) -> torch.Tensor:
+    """-[t·log σ(r) + (1-t)·log(1-σ(r))] - log(1-σ(f)), averaged (Goodfellow et al. 2014)."""
+    return (F.binary_cross_entropy_with_logits(real, torch.full_like(real, real_target))
+            + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+
+
+def _minimax_g(fake: torch.Tensor) -> torch.Tensor:
+    """Saturating: G minimises log(1 - σ(f)) = -softplus(f) (Goodfellow et al. 2014, eq. 1)."""
+    return -F.softplus(fake).mean()
+
+
+def _ns_g(fake: torch.Tensor) -> torch.Tensor:
+    """Non-saturating: G minimises -log σ(f) = softplus(-f) (Goodfellow et al. 2014, §3)."""
+    return F.softplus(-fake).mean()
+
+
+def _lsgan_d(real: torch.Tensor, fake: torch.Tensor, real_target: float) -> torch.Tensor:
+    """½(r - t)² + ½f², the a=0, b=c=1 coding of Mao et al. 2017 (LSGAN)."""
+    return 0.5 * ((real - real_target) ** 2).mean() + 0.5 * (fake**2).mean()
+
+
+def _lsgan_g(fake: torch.Tensor) -> torch.Tensor:
+    """½(f - 1)² (Mao et al. 2017)."""
+    return 0.5 * ((fake - 1.0) ** 2).mean()
+
+
+def _hinge_d(real: torch.Tensor, fake: torch.Tensor, real_target: float) -> torch.Tensor:
+    """max(0, 1 - r) + max(0, 1 + f) (Lim & Ye 2017; Miyato et al. 2018)."""
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def _wasserstein_d(real: torch.Tensor, fake: torch.Tensor, real_target: float) -> torch.Tensor:
+    """f - r: the critic maximises E[D(x)] - E[D(G(z))] (Arjovsky et al. 2017)."""
+    return fake.mean() - real.mean()
+
+
+def _wasserstein_g(fake: torch.Tensor) -> torch.Tensor:
+    """-f (also the hinge G loss)."""
+    return -fake.mean()
+
+
+LOSSES.register("minimax")(GANLoss("minimax", _bce_d, _minimax_g, True, True))
+LOSSES.register("ns")(GANLoss("ns", _bce_d, _ns_g, True, True))
+LOSSES.register("lsgan")(GANLoss("lsgan", _lsgan_d, _lsgan_g, False, True))
+LOSSES.register("hinge")(GANLoss("hinge", _hinge_d, _wasserstein_g, False, False))
+LOSSES.register("wgan")(
+    GANLoss("wgan", _wasserstein_d, _wasserstein_g, False, False, weight_clip=0.01)
+)
+LOSSES.register("wgan-gp")(
+    GANLoss("wgan-gp", _wasserstein_d, _wasserstein_g, False, False, gradient_penalty=True)
+)
+
+
+def _input_grad_norm_sq(D, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """‖∂D(x, y)/∂x‖² per sample, over all non-batch dims; keeps the graph (double backward)."""
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x, y).sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1)
+
+
+def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """mean (‖∇D(x̂)‖₂ - 1)² at x̂ = εx + (1-ε)G(z), ε ~ U[0,1] per sample (Gulrajani et al.
+    2017, WGAN-GP). Multiply by λ (10 in the paper) outside."""
+    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
+    x_hat = eps * real.detach() + (1.0 - eps) * fake.detach()
+    norm = (_input_grad_norm_sq(D, x_hat, y) + 1e-12).sqrt()
+    return ((norm - 1.0) ** 2).mean()
+
+
+def r1_penalty(D, real: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """mean ‖∇D(x)‖² on real data (Mescheder et al. 2018). Multiply by γ/2 outside."""
+    return _input_grad_norm_sq(D, real, y).mean()

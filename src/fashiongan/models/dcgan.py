@@ -1,0 +1,110 @@
+"""DCGAN generator and discriminator for square grayscale images, three ways to condition.
+
+Both registered designs are one pattern: G maps z to a base_res×base_res feature map (a linear
+layer, which equals DCGAN's first 1×1→4×4 transposed conv) and doubles the resolution with
+stride-2 4×4 transposed convs; D halves it with stride-2 4×4 convs and ends in a linear layer on
+the flattened features (equal to DCGAN's last 4×4 valid conv).
+
+  dcgan28  G: z → 2c×7×7 → c×14×14 → 1×28×28        D: 1×28 → c×14 → 2c×7 → logit
+  dcgan64  G: z → 8c×4×4 → 4c×8 → 2c×16 → c×32 → 1×64  D: 1×64 → c×32 → 2c×16 → 4c×8 → 8c×4 → logit
+with c = 64 × width. Conditioning:
+  none        unconditional.
+  concat      G: label embedding concatenated to z; D: a learned H×W label map as a second
+              input channel (Mirza & Osindero 2014, the classic cGAN).
+  projection  G: class-conditional batch norm; D: logit += <embed(y), sum-pooled features>
+              (Miyato & Koyama 2018, "cGANs with Projection Discriminator").
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.parametrizations import spectral_norm
+
+from fashiongan.models.layers import ConditionalBatchNorm2d, embed, init_dcgan
+
+CONDITIONINGS = ("none", "concat", "projection")
+D_NORMS = ("none", "batch")
+
+
+@dataclass(frozen=True)
+class DCGANSpec:
+    resolution: int
+    base_res: int
+    g_mult: tuple[int, ...]  # G feature maps, from base_res upward, in units of c
+    d_mult: tuple[int, ...]  # D feature maps, from full resolution downward, in units of c
+
+
+class Generator(nn.Module):
+    """G(z, y) → images float32 B×1×R×R in [-1, 1]. z: B×z_dim; y: int64 (B,), float
+    (B, n_classes) label weights, or None when unconditional."""
+
+    def __init__(self, spec: DCGANSpec, z_dim: int, n_classes: int, cond: str, width: float,
+                 embed_dim: int):
+        super().__init__()
+        c = [max(1, round(64 * width * m)) for m in spec.g_mult]
+        self.spec, self.z_dim, self.n_classes, self.cond = spec, z_dim, n_classes, cond
+        self.label_embed = nn.Embedding(n_classes, embed_dim) if cond == "concat" else None
+        in_dim = z_dim + (embed_dim if cond == "concat" else 0)
+        self.fc = nn.Linear(in_dim, c[0] * spec.base_res**2, bias=False)
+        self.norms = nn.ModuleList(
+            ConditionalBatchNorm2d(ch, n_classes) if cond == "projection" else nn.BatchNorm2d(ch)
+            for ch in c
+        )
+        self.ups = nn.ModuleList(
+            nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False) for c_in, c_out in zip(c, c[1:])
+        )
+        self.to_image = nn.ConvTranspose2d(c[-1], 1, 4, 2, 1)
+        init_dcgan(self)
+
+    def _norm(self, i: int, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.norms[i](h, y) if self.cond == "projection" else self.norms[i](h)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cond == "concat":
+            z = torch.cat([z, embed(self.label_embed, y).to(z.dtype)], dim=1)
+        h = self.fc(z).view(z.shape[0], -1, self.spec.base_res, self.spec.base_res)
+        h = F.relu(self._norm(0, h, y))
+        for i, up in enumerate(self.ups, start=1):
+            h = F.relu(self._norm(i, up(h), y))
+        return torch.tanh(self.to_image(h))
+
+
+class Discriminator(nn.Module):
+    """D(x, y) → raw logits float32 (B,), higher = more real. x: B×1×R×R in [-1, 1]."""
+
+    def __init__(self, spec: DCGANSpec, n_classes: int, cond: str, width: float,
+                 d_norm: str, use_spectral_norm: bool):
+        super().__init__()
+        c = [max(1, round(64 * width * m)) for m in spec.d_mult]
+        sn = spectral_norm if use_spectral_norm else (lambda m: m)
+        self.spec, self.n_classes, self.cond = spec, n_classes, cond
+        self.label_map = (
+            nn.Embedding(n_classes, spec.resolution**2) if cond == "concat" else None
+        )
+        in_ch = [1 + (cond == "concat")] + c[:-1]
+        self.convs = nn.ModuleList(sn(nn.Conv2d(i, o, 4, 2, 1)) for i, o in zip(in_ch, c))
+        # DCGAN: no norm on the first layer; BN (if chosen) on the others
+        self.norms = nn.ModuleList(
+            nn.BatchNorm2d(o) if d_norm == "batch" and k > 0 else nn.Identity()
+            for k, o in enumerate(c)
+        )
+        final_res = spec.resolution // 2 ** len(c)
+        self.fc = sn(nn.Linear(c[-1] * final_res**2, 1))
+        self.proj = nn.Embedding(n_classes, c[-1]) if cond == "projection" else None
+        init_dcgan(self)
+        if self.proj is not None:
+            nn.init.normal_(self.proj.weight, 0.0, 0.02)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cond == "concat":
+            side = self.spec.resolution
+            x = torch.cat([x, embed(self.label_map, y).view(-1, 1, side, side).to(x.dtype)], 1)
+        h = x
+        for conv, norm in zip(self.convs, self.norms):
+            h = F.leaky_relu(norm(conv(h)), 0.2)
+        out = self.fc(h.flatten(1)).squeeze(1)
+        if self.cond == "projection":
+            out = out + (embed(self.proj, y) * h.sum(dim=(2, 3))).sum(1)
+        return out

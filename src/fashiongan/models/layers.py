@@ -1,0 +1,41 @@
+"""Building blocks: DCGAN init, label embeddings (hard or soft labels), conditional batch norm."""
+
+import torch
+import torch.nn as nn
+
+
+def init_dcgan(module: nn.Module) -> None:
+    """Radford et al. 2015: conv/linear weights ~ N(0, 0.02), BN scale ~ N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def embed(table: nn.Embedding, y: torch.Tensor) -> torch.Tensor:
+    """Rows of `table` for labels y: int64 (B,) picks rows; float (B, n_classes) mixes them
+    (one-hot rows give the same result; used to interpolate between classes)."""
+    if y.is_floating_point():
+        return y.to(table.weight.dtype) @ table.weight
+    return table(y)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """BatchNorm without its own affine; per-class scale and shift instead (Miyato & Koyama
+    2018, de Vries et al. 2017). Scale starts at 1 and shift at 0, as plain BN."""
+
+    def __init__(self, channels: int, n_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.scale = nn.Embedding(n_classes, channels)
+        self.shift = nn.Embedding(n_classes, channels)
+        nn.init.ones_(self.scale.weight)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.bn(x)
+        return h * embed(self.scale, y)[:, :, None, None] + embed(self.shift, y)[:, :, None, None]

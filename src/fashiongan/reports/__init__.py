@@ -1,0 +1,1 @@
+"""Reports: training-curve plots."""

@@ -1,0 +1,309 @@
+"""Sampling from a trained generator: seeded latents, class × seed grids, latent walks, and
+synthetic data sets written in the formats loaders read (PNG, PNG folders, NPZ, IDX, CSV).
+
+Images leave this module as uint8 N×H×W (0 = black background, as in Fashion-MNIST).
+"""
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+
+from fashiongan.data.csv import write_csv
+from fashiongan.data.datasets import parse_class, to_uint8
+from fashiongan.data.idx import write_idx
+from fashiongan.errors import FashionGANError
+from fashiongan.fileio import atomic_open, atomic_save
+from fashiongan.models import build_generator
+from fashiongan.training.checkpoint import load_checkpoint, resolve_checkpoint
+
+FORMATS = ("png", "pngs", "npz", "idx", "csv")
+_EXT_FORMAT = {".png": "png", ".npz": "npz", ".csv": "csv"}
+
+
+def latents(seeds: list[int] | int, n: int | None, z_dim: int, device="cpu") -> torch.Tensor:
+    """z ~ N(0, I). With a list of seeds, one latent per seed (z_i depends on seeds[i] alone);
+    with a single seed, n latents from one stream."""
+    if isinstance(seeds, int):
+        g = torch.Generator().manual_seed(seeds)
+        return torch.randn(n, z_dim, generator=g).to(device)
+    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s)))
+                        for s in seeds]).to(device)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows of a and b at fractions t (shape (T,)) → T×D."""
+    a_n, b_n = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    omega = torch.acos((a_n * b_n).sum(-1).clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    t = t[:, None]
+    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(G: torch.nn.Module, n_classes: int, z_dim: int, batches: int = 8,
+                          batch_size: int = 256, seed: int = 12345) -> None:
+    """Re-estimate G's BatchNorm running statistics with its current weights (needed for
+    G_ema, whose weights are averaged but whose statistics were tracked by G). Seeded."""
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if not norms:
+        return
+    device = next(G.parameters()).device
+    saved = [(m.momentum, m.training) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    G.train()
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(batches):
+        z = torch.randn(batch_size, z_dim, generator=g).to(device)
+        y = torch.randint(n_classes, (batch_size,), generator=g).to(device)
+        G(z, y)
+    G.eval()
+    for m, (momentum, _) in zip(norms, saved):
+        m.momentum = momentum
+
+
+@dataclass
+class LoadedGenerator:
+    """A generator ready to sample. `.sample(...)` returns uint8 N×H×W numpy arrays."""
+
+    G: torch.nn.Module
+    class_names: tuple[str, ...]
+    z_dim: int
+    conditional: bool
+    resolution: int
+    step: int
+    config: dict
+    device: torch.device
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def labels(self, classes: list[str | int] | None = None, n: int | None = None,
+               per_class: int | None = None) -> torch.Tensor | None:
+        """Labels for a request: per_class of each given class (all when none given), or n
+        cycling over them. None for an unconditional model (and an error if classes given)."""
+        if not self.conditional:
+            if classes:
+                raise FashionGANError(
+                    "--class needs a conditional model; this one was trained with --cond none"
+                )
+            if per_class:
+                raise FashionGANError(
+                    "--per-class needs a conditional model; this one was trained with --cond "
+                    "none (use --num-samples)"
+                )
+            return None
+        ids = [parse_class(c, self.class_names) for c in classes] if classes else list(
+            range(self.n_classes))
+        ids_t = torch.tensor(ids, dtype=torch.int64)
+        if per_class:
+            return ids_t.repeat_interleave(per_class)
+        return ids_t.repeat(math.ceil((n or len(ids)) / len(ids)))[: n or len(ids)]
+
+    @torch.no_grad()
+    def images(self, z: torch.Tensor, y: torch.Tensor | None, batch_size: int = 1000) -> torch.Tensor:
+        """uint8 N×H×W tensor for latents z (N×z_dim) and labels y (int64 N or float N×C)."""
+        out = []
+        for i in range(0, len(z), batch_size):
+            yb = None if y is None else y[i:i + batch_size].to(self.device)
+            out.append(to_uint8(self.G(z[i:i + batch_size].to(self.device), yb)).cpu())
+        return torch.cat(out) if out else torch.zeros(0, self.resolution, self.resolution,
+                                                      dtype=torch.uint8)
+
+    def sample(self, n: int, labels=None, seed: int | None = 0, batch_size: int = 1000) -> np.ndarray:
+        """n images as uint8 N×H×W. labels: None (classes cycle 0..C-1 for a conditional
+        model), or a sequence of class names/ids of length n. Same seed → same images."""
+        if labels is not None and not self.conditional:
+            raise FashionGANError("labels given to an unconditional generator")
+        if labels is None:
+            y = self.labels(n=n)
+        else:
+            y = torch.tensor([parse_class(c, self.class_names) for c in labels])
+            if len(y) != n:
+                raise FashionGANError(f"{len(y)} labels given for n={n} samples")
+        seed = int(torch.seed() % 2**31) if seed is None else seed
+        return self.images(latents(seed, n, self.z_dim), y, batch_size).numpy()
+
+
+def load_generator(path: str | os.PathLike, ema: bool = True, device: str = "cpu") -> LoadedGenerator:
+    """A run directory or checkpoint → LoadedGenerator (G_ema when present and ema=True)."""
+    ckpt_path = resolve_checkpoint(path)
+    state = load_checkpoint(ckpt_path)
+    cfg = state["config"]
+    try:
+        m, class_names = cfg["model"], tuple(state["class_names"])
+        G = build_generator(m["model"], m["z_dim"], len(class_names), m["cond"], m["width"],
+                            m["embed_dim"])
+        weights = state["G_ema"] if ema and state.get("G_ema") is not None else state["G"]
+        G.load_state_dict(weights)
+    except (KeyError, TypeError) as e:
+        raise FashionGANError(f"{ckpt_path}: checkpoint lacks {e} (made by another version?)") from None
+    except RuntimeError as e:
+        detail = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise FashionGANError(
+            f"{ckpt_path}: weights do not fit model {m['model']} (cond={m['cond']}, "
+            f"width={m['width']}): {detail[:200]}"
+        ) from None
+    dev = torch.device(device)
+    return LoadedGenerator(G.to(dev).eval(), class_names, m["z_dim"], m["cond"] != "none",
+                           G.spec.resolution, int(state["step"]), cfg, dev)
+
+
+def make_grid(images: np.ndarray | torch.Tensor, ncol: int, pad: int = 2) -> np.ndarray:
+    """uint8 N×H×W → one uint8 image, ncol images per row, `pad` pixels of gray between."""
+    images = np.asarray(images)
+    n, h, w = images.shape
+    nrow = max(1, math.ceil(n / ncol))
+    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad), 64, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = images[i]
+    return grid
+
+
+def label_rows(grid: np.ndarray, names: list[str], cell: int, pad: int = 2, scale: int = 1) -> Image.Image:
+    """A PIL image of `grid` (upscaled by `scale`) with a column of row names on the left."""
+    img = Image.fromarray(grid)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    font = ImageFont.load_default()
+    margin = max(int(font.getlength(n)) for n in names) + 8
+    out = Image.new("L", (img.width + margin, img.height), 255)
+    out.paste(img, (margin, 0))
+    draw = ImageDraw.Draw(out)
+    for r, name in enumerate(names):
+        y = (pad + r * (cell + pad)) * scale + (cell * scale) // 2 - 6
+        draw.text((4, y), name, fill=0, font=font)
+    return out
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray | Image.Image) -> None:
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    atomic_save(path, lambda f: img.save(f, format="PNG"))
+
+
+def class_seed_grid(gen: LoadedGenerator, seeds: list[int], classes: list[int] | None = None) -> Image.Image:
+    """Rows = classes, columns = seeds (the same z across a column), labelled; a plain grid of
+    len(seeds) × len(seeds) samples when unconditional."""
+    z = latents(seeds, None, gen.z_dim)
+    if not gen.conditional:
+        zz = latents([s * 1009 + k for k in range(len(seeds)) for s in seeds], None, gen.z_dim)
+        return Image.fromarray(make_grid(gen.images(zz, None).numpy(), len(seeds)))
+    classes = list(range(gen.n_classes)) if classes is None else classes
+    y = torch.tensor(classes).repeat_interleave(len(seeds))
+    imgs = gen.images(z.repeat(len(classes), 1), y).numpy()
+    scale = 2 if gen.resolution <= 32 else 1
+    return label_rows(make_grid(imgs, len(seeds)), [gen.class_names[c] for c in classes],
+                      gen.resolution, scale=scale)
+
+
+def interpolation_frames(gen: LoadedGenerator, seeds: list[int], classes: list[int] | None,
+                         steps: int, mode: str = "slerp") -> torch.Tensor:
+    """uint8 W×T×H×W' tensor: W walks of T frames. A walk goes from seeds[i] to seeds[i+1]
+    (class fixed to classes[0] if one class is given); with two or more classes and one seed,
+    from classes[i] to classes[i+1] with z fixed (soft labels)."""
+    if mode not in ("lerp", "slerp"):
+        raise FashionGANError(f"unknown --mode {mode!r}; choose lerp or slerp")
+    if steps < 2:
+        raise FashionGANError(f"--steps {steps}: need at least 2 frames")
+    t = torch.linspace(0, 1, steps)
+    walks = []
+    if classes and len(classes) >= 2:
+        if not gen.conditional:
+            raise FashionGANError("interpolating between classes needs a conditional model")
+        eye = torch.eye(gen.n_classes)
+        for s in seeds:
+            z = latents([s], None, gen.z_dim).repeat(steps, 1)
+            for a, b in zip(classes, classes[1:]):
+                y = (1 - t)[:, None] * eye[a] + t[:, None] * eye[b]
+                walks.append(gen.images(z, y))
+        return torch.stack(walks)
+    if len(seeds) < 2:
+        raise FashionGANError("give at least two --seeds (or two --class values to walk between)")
+    if classes and not gen.conditional:
+        raise FashionGANError("--class needs a conditional model; this one was trained with --cond none")
+    zs = latents(seeds, None, gen.z_dim)
+    for a, b in zip(zs, zs[1:]):
+        z = slerp(a[None], b[None], t) if mode == "slerp" else (1 - t)[:, None] * a + t[:, None] * b
+        rows = [classes[0]] if classes else (list(range(gen.n_classes)) if gen.conditional else [None])
+        for c in rows:
+            y = None if c is None else torch.full((steps,), c, dtype=torch.int64)
+            walks.append(gen.images(z, y))
+    return torch.stack(walks)
+
+
+def save_interpolation(path: str | os.PathLike, frames: torch.Tensor, fmt: str) -> None:
+    """frames W×T×H×W': PNG strip (a row per walk) or animated GIF (frame t shows every walk)."""
+    w, t, h, _ = frames.shape
+    if fmt == "png":
+        save_png(path, make_grid(frames.reshape(w * t, h, h).numpy(), t))
+    elif fmt == "gif":
+        ncol = math.ceil(math.sqrt(w))
+        pics = [Image.fromarray(make_grid(frames[:, k].numpy(), ncol)) for k in range(t)]
+        pics = pics + pics[-2:0:-1]  # there and back
+        atomic_save(path, lambda f: pics[0].save(f, format="GIF", save_all=True,
+                                                 append_images=pics[1:], duration=80, loop=0))
+    else:
+        raise FashionGANError(f"unknown interpolation format {fmt!r}; choose png or gif")
+
+
+def infer_format(out: Path, fmt: str | None) -> str:
+    if fmt:
+        if fmt not in FORMATS:
+            raise FashionGANError(f"unknown --format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+        return fmt
+    if out.suffix.lower() in _EXT_FORMAT:
+        return _EXT_FORMAT[out.suffix.lower()]
+    raise FashionGANError(
+        f"--out {out}: cannot tell the format from the name; add --format "
+        f"({', '.join(FORMATS)}) or end the name in .png, .npz or .csv"
+    )
+
+
+def export(out: str | os.PathLike, images: np.ndarray, labels: np.ndarray | None, fmt: str,
+           class_names: tuple[str, ...], ncol: int = 10) -> list[Path]:
+    """Write a synthetic data set; returns the files written. images uint8 N×H×W; labels int64
+    N or None (written as -1 where a format needs labels)."""
+    out = Path(out)
+    n = len(images)
+    lab = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
+    if fmt == "png":
+        save_png(out, make_grid(images, ncol))
+        return [out]
+    if fmt == "npz":
+        def write(f):
+            np.savez_compressed(f, images=images, labels=lab, class_names=np.array(class_names))
+        atomic_save(out, write)
+        return [out]
+    if fmt == "csv":
+        if labels is None:
+            raise FashionGANError("--format csv needs labels (a conditional model); use npz or pngs")
+        write_csv(out, images, lab)
+        return [out]
+    if fmt == "idx":
+        if labels is None:
+            raise FashionGANError("--format idx writes an image/label pair and needs a "
+                                  "conditional model; use npz or pngs")
+        paths = [out / "train-images-idx3-ubyte.gz", out / "train-labels-idx1-ubyte.gz"]
+        write_idx(paths[0], images)
+        write_idx(paths[1], lab.astype(np.uint8))
+        return paths
+    if fmt == "pngs":
+        written = []
+        for i in range(n):
+            sub = out / (f"{lab[i]}_{class_names[lab[i]].replace('/', '-').replace(' ', '-')}"
+                         if lab[i] >= 0 else "unlabeled")
+            path = sub / f"{i:06d}.png"
+            with atomic_open(path) as f:
+                Image.fromarray(images[i]).save(f, format="PNG")
+            written.append(path)
+        return written
+    raise FashionGANError(f"unknown --format {fmt!r}; choose one of: {', '.join(FORMATS)}")

@@ -1,0 +1,84 @@
+"""Checkpoints: plain dicts of tensors and numbers, saved atomically, loaded with
+torch.load(weights_only=True) only, so a stranger's file cannot run code.
+
+Keys: version, config (nested dict), step, nimg, G, D, G_ema, opt_G, opt_D, batcher, rng
+(train noise generator and torch's global state), class_names, resolution.
+"""
+
+import io
+import os
+import pickle
+import re
+from pathlib import Path
+
+import torch
+
+from fashiongan.errors import FashionGANError
+from fashiongan.fileio import atomic_save
+
+CHECKPOINT_RE = re.compile(r"ckpt-(\d+)\.pt$")
+REQUIRED_KEYS = ("version", "config", "step", "G")
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # serialise fully before touching the disk
+    atomic_save(path, lambda f: f.write(buffer.getbuffer()))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load and sanity-check a checkpoint; any failure is a one-line FashionGANError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FashionGANError(f"{path}: no such checkpoint file")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FashionGANError(
+            f"{path}: refused to load: the file holds objects other than tensors and plain "
+            f"data, which could run code ({first[:160]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FashionGANError(f"{path}: not a readable checkpoint ({msg[:200]})") from None
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
+        keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
+        raise FashionGANError(
+            f"{path}: not a fashiongan checkpoint (expected keys {REQUIRED_KEYS}, found {keys})"
+        )
+    return state
+
+
+def numbered_checkpoints(directory: Path) -> list[Path]:
+    """ckpt-NNNNNNN.pt files, oldest step first."""
+    found = [(int(m.group(1)), p) for p in directory.glob("ckpt-*.pt")
+             if (m := CHECKPOINT_RE.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def resolve_checkpoint(path: str | os.PathLike, prefer: str = "final") -> Path:
+    """A checkpoint file, or a run directory → its final.pt (or latest.pt if unfinished, or the
+    newest numbered one)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise FashionGANError(f"{path}: no such run directory or checkpoint file")
+    directory = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    order = ["final.pt", "latest.pt"] if prefer == "final" else ["latest.pt", "final.pt"]
+    for name in order:
+        if (directory / name).is_file():
+            return directory / name
+    numbered = numbered_checkpoints(directory)
+    if numbered:
+        return numbered[-1]
+    raise FashionGANError(f"{path}: holds no checkpoint (looked for {', '.join(order)}, ckpt-*.pt)")
+
+
+def prune_checkpoints(directory: Path, keep: int) -> None:
+    """Delete all but the newest `keep` numbered checkpoints (latest/final are untouched)."""
+    if keep <= 0:
+        return
+    for old in numbered_checkpoints(directory)[:-keep]:
+        old.unlink(missing_ok=True)

@@ -1,0 +1,470 @@
+"""The training loop: D and G updates on in-memory batches, EMA, logging, grids, checkpoints.
+
+One step = `d_steps` D updates (each on a new real batch) then `g_steps` G updates. Everything
+random draws from one seeded generator whose state is checkpointed with the data position, so
+a resumed run on CPU continues bit for bit as if it had never stopped.
+"""
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fashiongan import __version__
+from fashiongan.config import RunConfig, diff, from_dict, to_dict, RESUMABLE_CHANGES
+from fashiongan.data.datasets import Batcher, ImageDataset, load_dataset
+from fashiongan.errors import FashionGANError
+from fashiongan.fileio import atomic_write_bytes
+from fashiongan.losses import LOSSES, GANLoss, gradient_penalty, r1_penalty
+from fashiongan.models import MODELS, build_discriminator, build_generator, count_params
+from fashiongan.reports.plots import plot_training
+from fashiongan.sampling import LoadedGenerator, class_seed_grid, recalibrate_batchnorm, save_png
+from fashiongan.training.checkpoint import (
+    load_checkpoint,
+    numbered_checkpoints,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from fashiongan.training.ema import EMA
+from fashiongan.training.monitor import Monitor
+
+STAT_KEYS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "penalty")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FashionGANError("--device cuda: no CUDA device is available; use --device cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise FashionGANError("--device mps: no Apple GPU is available; use --device cpu")
+    if name not in ("cpu", "cuda", "mps"):
+        raise FashionGANError(f"unknown --device {name!r}; choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Reject impossible or meaningless settings before any work is done."""
+    m, lo, t = cfg.model, cfg.loss, cfg.train
+    MODELS.get(m.model)
+    loss = LOSSES.get(lo.loss)
+    checks = [
+        (m.cond in ("none", "concat", "projection"),
+         f"--cond {m.cond!r}: choose one of none, concat, projection"),
+        (m.d_norm in ("none", "batch"), f"--d-norm {m.d_norm!r}: choose none or batch"),
+        (m.z_dim >= 1, f"--z-dim {m.z_dim}: must be at least 1"),
+        (m.width > 0 and round(64 * m.width) >= 1, f"--width {m.width}: must be positive"),
+        (m.embed_dim >= 1, f"--embed-dim {m.embed_dim}: must be at least 1"),
+        (0.5 < lo.label_smoothing <= 1.0,
+         f"--label-smoothing {lo.label_smoothing}: expected the real-image target in (0.5, 1], "
+         f"e.g. 0.9 (1.0 = off)"),
+        (lo.label_smoothing == 1.0 or loss.smoothable,
+         f"--label-smoothing applies to minimax, ns and lsgan, not --loss {lo.loss}"),
+        (not (loss.gradient_penalty and m.d_norm == "batch"),
+         "--loss wgan-gp with --d-norm batch: the gradient penalty needs per-sample critic "
+         "outputs; use --d-norm none"),
+        (lo.gp_weight >= 0 and lo.r1 >= 0, "--gp-weight and --r1 must not be negative"),
+        (lo.weight_clip > 0, f"--weight-clip {lo.weight_clip}: must be positive"),
+        (t.batch_size >= 1, f"--batch-size {t.batch_size}: must be at least 1"),
+        (t.g_steps >= 1 and t.d_steps >= 1, "--g-steps and --d-steps must be at least 1"),
+        (t.lr_g > 0 and t.lr_d > 0, "--lr-g and --lr-d must be positive"),
+        (len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas),
+         f"--betas {t.betas}: expected two numbers in [0, 1)"),
+        (t.instance_noise >= 0 and t.grad_clip >= 0 and t.ema_kimg >= 0,
+         "--instance-noise, --grad-clip and --ema-kimg must not be negative"),
+        (min(t.epochs, t.steps, t.kimg, t.max_time) >= 0, "budgets must not be negative"),
+        (any((t.epochs, t.steps, t.kimg, t.max_time)),
+         "no budget: give --epochs, --steps, --kimg or --max-time"),
+        (t.threads >= 0, f"--threads {t.threads}: must not be negative"),
+        (cfg.log.log_every >= 1, f"--log-every {cfg.log.log_every}: must be at least 1"),
+        (cfg.log.grid_seeds >= 1, f"--grid-seeds {cfg.log.grid_seeds}: must be at least 1"),
+        (min(cfg.log.sample_every, cfg.log.ckpt_every, cfg.log.keep) >= 0,
+         "--sample-every, --ckpt-every and --keep must not be negative"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise FashionGANError(message)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    final_checkpoint: Path
+    step: int
+    nimg: int
+    seconds: float
+    stopped_by: str
+
+
+class StopFlag:
+    """Set by a signal handler (in the CLI); the loop finishes its step and checkpoints."""
+
+    def __init__(self):
+        self.requested = False
+
+
+def _planned_nimg(cfg: RunConfig, n_data: int) -> int | None:
+    t = cfg.train
+    options = []
+    if t.epochs:
+        options.append(t.epochs * (n_data // t.batch_size) * t.batch_size)
+    if t.steps:
+        options.append(t.steps * t.d_steps * t.batch_size)
+    if t.kimg:
+        options.append(int(t.kimg * 1000))
+    return min(options) if options else None
+
+
+def _planned_steps(cfg: RunConfig, n_data: int) -> int | None:
+    nimg = _planned_nimg(cfg, n_data)
+    return None if nimg is None else math.ceil(nimg / (cfg.train.d_steps * cfg.train.batch_size))
+
+
+class Trainer:
+    """Holds the models, optimisers and state of one run; `run()` trains until a budget ends."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, resume: bool = False,
+                 data_env: str | None = None, stop: StopFlag | None = None,
+                 override: bool = False):
+        validate(cfg)
+        self.cfg, self.run_dir, self.stop = cfg, Path(run_dir), stop or StopFlag()
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = pick_device(t.device)
+        resume_state = self._resume_state(override) if resume else None
+
+        resolution = MODELS.get(cfg.model.model).resolution
+        self.data: ImageDataset = load_dataset(
+            cfg.data.data, cfg.data.split, cfg.data.subset, t.seed, resolution, data_env,
+            cfg.data.class_names,
+        )
+        torch.manual_seed(t.seed)
+        n_classes = self.data.n_classes
+        m = cfg.model
+        self.G = build_generator(m.model, m.z_dim, n_classes, m.cond, m.width, m.embed_dim).to(self.device)
+        self.D = build_discriminator(m.model, n_classes, m.cond, m.width, m.d_norm,
+                                     m.spectral_norm).to(self.device)
+        self.ema = EMA(self.G, t.ema_kimg, t.ema_rampup) if t.ema_kimg > 0 else None
+        adam = dict(betas=tuple(t.betas), foreach=True)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, **adam)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, **adam)
+        self.loss: GANLoss = LOSSES.get(cfg.loss.loss)
+        self.batcher = Batcher(self.data.images, self.data.labels, t.batch_size, t.seed, self.device)
+        self.gen = torch.Generator(device=self.device).manual_seed(t.seed + 1)
+        self.step, self.nimg = 0, 0
+        self.planned_nimg = _planned_nimg(cfg, len(self.data))
+        if resume_state is not None:
+            self._load_state(resume_state)
+        self.resumed_from = resume_state["step"] if resume_state is not None else None
+
+    # --- state -------------------------------------------------------------------------
+    def _resume_state(self, override: bool) -> dict:
+        ckpt_dir = self.run_dir / "checkpoints"
+        candidates = [ckpt_dir / "latest.pt"] + numbered_checkpoints(ckpt_dir)[::-1]
+        errors = []
+        for path in candidates:
+            if not path.is_file():
+                continue
+            try:
+                state = load_checkpoint(path, map_location="cpu")
+            except FashionGANError as e:
+                errors.append(str(e))
+                continue
+            if errors:
+                print(f"warning: {errors[0]}; resuming from {path.name} instead")
+            saved = from_dict(state["config"], origin=str(path))
+            changes = [(k, a, b) for k, a, b in diff(saved, self.cfg) if k not in RESUMABLE_CHANGES]
+            if changes and not override:
+                listing = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in changes)
+                raise FashionGANError(
+                    f"--resume {self.run_dir}: the run was made with other settings ({listing}); "
+                    f"drop those flags, or add --override to continue with the new ones"
+                )
+            return state
+        raise FashionGANError(
+            f"--resume {self.run_dir}: no usable checkpoint in {ckpt_dir}"
+            + (f" ({errors[0]})" if errors else "")
+        )
+
+    def state_dict(self) -> dict:
+        return {
+            "version": __version__,
+            "config": to_dict(self.cfg),
+            "step": self.step,
+            "nimg": self.nimg,
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.ema.state_dict() if self.ema else None,
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "batcher": self.batcher.state_dict(),
+            "rng": {"train": self.gen.get_state(), "torch": torch.get_rng_state()},
+            "class_names": list(self.data.class_names),
+            "resolution": self.data.image_size,
+            "data_checksum": self.data.checksum,
+        }
+
+    def _load_state(self, state: dict) -> None:
+        if state.get("data_checksum") not in (None, self.data.checksum):
+            raise FashionGANError(
+                "--resume: the training data differ from the run's (checksum mismatch); "
+                "pass the same --data/--split/--subset"
+            )
+        try:
+            self.G.load_state_dict(state["G"])
+            self.D.load_state_dict(state["D"])
+            if self.ema and state.get("G_ema") is not None:
+                self.ema.load_state_dict(state["G_ema"])
+            self.opt_G.load_state_dict(state["opt_G"])
+            self.opt_D.load_state_dict(state["opt_D"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise FashionGANError(f"--resume: checkpoint does not fit this model: "
+                                  f"{str(e).splitlines()[0][:200]}") from None
+        self.batcher.load_state_dict(state["batcher"])
+        self.gen.set_state(state["rng"]["train"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.step, self.nimg = int(state["step"]), int(state["nimg"])
+
+    def save(self, name: str) -> Path:
+        ckpt_dir = self.run_dir / "checkpoints"
+        if self.ema:
+            recalibrate_batchnorm(self.ema.G_ema, self.data.n_classes, self.cfg.model.z_dim)
+        state = self.state_dict()
+        path = ckpt_dir / name
+        save_checkpoint(path, state)
+        if name.startswith("ckpt-"):
+            save_checkpoint(ckpt_dir / "latest.pt", state)
+            prune_checkpoints(ckpt_dir, self.cfg.log.keep)
+        return path
+
+    # --- sampling ----------------------------------------------------------------------
+    def sampler(self) -> LoadedGenerator:
+        if self.ema:
+            recalibrate_batchnorm(self.ema.G_ema, self.data.n_classes, self.cfg.model.z_dim)
+            G = self.ema.G_ema
+        else:
+            G = self.G
+        return LoadedGenerator(G, self.data.class_names, self.cfg.model.z_dim,
+                               self.cfg.model.cond != "none", self.data.image_size, self.step,
+                               to_dict(self.cfg), self.device)
+
+    def write_grid(self) -> Path:
+        was_training = self.G.training
+        self.G.eval()
+        try:
+            grid = class_seed_grid(self.sampler(), list(range(self.cfg.log.grid_seeds)))
+        finally:
+            self.G.train(was_training)
+        path = self.run_dir / "samples" / f"grid-{self.step:07d}.png"
+        save_png(path, grid)
+        return path
+
+    # --- one step ------------------------------------------------------------------------
+    def _noise_std(self) -> float:
+        t = self.cfg.train
+        if not t.instance_noise or not self.planned_nimg:
+            return 0.0
+        return t.instance_noise * max(0.0, 1.0 - self.nimg / self.planned_nimg)
+
+    def _noisy(self, x: torch.Tensor, std: float) -> torch.Tensor:
+        if std == 0.0:
+            return x
+        return x + std * torch.randn(x.shape, generator=self.gen, device=x.device)
+
+    def train_step(self, acc: dict[str, torch.Tensor]) -> None:
+        cfg, loss = self.cfg, self.loss
+        B, z_dim = cfg.train.batch_size, cfg.model.z_dim
+        G, D, dev = self.G, self.D, self.device
+        std = self._noise_std()
+        clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else float("inf")
+
+        D.requires_grad_(True)
+        for _ in range(cfg.train.d_steps):
+            x, y = self.batcher.next()
+            z = torch.randn(B, z_dim, generator=self.gen, device=dev)
+            with torch.no_grad():
+                fake = G(z, y)
+            real_logits = D(self._noisy(x, std), y)
+            fake_logits = D(self._noisy(fake, std), y)
+            d_loss = loss.d_loss(real_logits, fake_logits, cfg.loss.label_smoothing)
+            penalty = torch.zeros((), device=dev)
+            if loss.gradient_penalty:
+                penalty = penalty + cfg.loss.gp_weight * gradient_penalty(D, x, fake, y, self.gen)
+            if cfg.loss.r1 > 0:
+                penalty = penalty + 0.5 * cfg.loss.r1 * r1_penalty(D, x, y)
+            self.opt_D.zero_grad(set_to_none=True)
+            (d_loss + penalty).backward()
+            grad_d = torch.nn.utils.clip_grad_norm_(D.parameters(), clip, foreach=True)
+            self.opt_D.step()
+            if loss.weight_clip is not None:
+                with torch.no_grad():
+                    for p in D.parameters():
+                        p.clamp_(-cfg.loss.weight_clip, cfg.loss.weight_clip)
+            self.nimg += B
+
+        D.requires_grad_(False)  # G's step needs ∂D/∂x only, not D's weight gradients
+        n_classes = self.data.n_classes
+        for _ in range(cfg.train.g_steps):
+            z = torch.randn(B, z_dim, generator=self.gen, device=dev)
+            y_g = torch.randint(n_classes, (B,), generator=self.gen, device=dev)
+            fake_g = G(z, y_g)
+            g_loss = loss.g_loss(D(self._noisy(fake_g, std), y_g))
+            self.opt_G.zero_grad(set_to_none=True)
+            g_loss.backward()
+            grad_g = torch.nn.utils.clip_grad_norm_(G.parameters(), clip, foreach=True)
+            self.opt_G.step()
+        D.requires_grad_(True)
+        if self.ema:
+            self.ema.update(G, B, self.nimg)
+        self.step += 1
+
+        with torch.no_grad():
+            act = torch.sigmoid if loss.probabilistic else (lambda v: v)
+            for key, value in (("loss_d", d_loss), ("loss_g", g_loss), ("penalty", penalty),
+                               ("d_real", act(real_logits).mean()),
+                               ("d_fake", act(fake_logits).mean()),
+                               ("grad_norm_d", grad_d), ("grad_norm_g", grad_g)):
+                acc[key] += value.detach().float()
+
+    # --- the run -----------------------------------------------------------------------
+    def epochs_done(self) -> int:
+        return self.batcher.epoch + (self.batcher.index >= self.batcher.batches_per_epoch)
+
+    def run(self) -> RunResult:
+        cfg, t, log = self.cfg, self.cfg.train, self.cfg.log
+        for sub in ("checkpoints", "samples", "plots"):
+            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.run_dir / "config.json",
+                           (json.dumps(to_dict(cfg), indent=2) + "\n").encode())
+        planned = _planned_steps(cfg, len(self.data))
+        if t.steps:
+            planned = min(planned or t.steps, t.steps)
+        mon = Monitor(self.run_dir, planned, self.step, log.progress, resume_step=self.resumed_from)
+        self.G.train()
+        self.D.train()
+        mon.print(self.describe())
+        acc = {k: torch.zeros((), device=self.device) for k in STAT_KEYS}
+        n_acc, tick_time, tick_nimg = 0, time.perf_counter(), self.nimg
+        start = time.monotonic()
+        epoch_start, last_epoch = start, self.epochs_done()
+        stopped_by = ""
+        try:
+            while not stopped_by:
+                self.train_step(acc)
+                n_acc += 1
+                mon.advance()
+                if self.step % log.log_every == 0:
+                    now = time.perf_counter()
+                    row = self._log_row(acc, n_acc, (self.nimg - tick_nimg) / (now - tick_time))
+                    mon.record(row)
+                    acc = {k: torch.zeros((), device=self.device) for k in STAT_KEYS}
+                    n_acc, tick_time, tick_nimg = 0, now, self.nimg
+                    if not all(math.isfinite(row[k]) for k in STAT_KEYS):
+                        bad = [k for k in STAT_KEYS if not math.isfinite(row[k])]
+                        raise FashionGANError(
+                            f"step {self.step}: {', '.join(bad)} became NaN/Inf; the last good "
+                            f"checkpoint is kept in {self.run_dir / 'checkpoints'}; try lower "
+                            f"--lr-d/--lr-g, --loss wgan-gp or hinge with --spectral-norm"
+                        )
+                epoch_ended = self.epochs_done() > last_epoch
+                stopped_by = self._budget_spent(start)
+                if epoch_ended:
+                    last_epoch = self.epochs_done()
+                    now = time.monotonic()
+                    mon.print(self._epoch_line(mon.records, now - epoch_start))
+                    epoch_start = now
+                if stopped_by:
+                    break
+                if (log.sample_every and self.step % log.sample_every == 0) or (
+                        not log.sample_every and epoch_ended):
+                    self.write_grid()
+                    plot_training(mon.records, self.run_dir / "plots")
+                if (log.ckpt_every and self.step % log.ckpt_every == 0) or (
+                        not log.ckpt_every and epoch_ended):
+                    self.save(f"ckpt-{self.step:07d}.pt")
+        finally:
+            mon.bar.close()
+        seconds = time.monotonic() - start
+        if n_acc:
+            now = time.perf_counter()
+            mon.record(self._log_row(acc, n_acc, (self.nimg - tick_nimg) / max(now - tick_time, 1e-9)))
+        grid = self.write_grid()
+        plot_training(mon.records, self.run_dir / "plots")
+        self.save(f"ckpt-{self.step:07d}.pt")
+        final = self.save("final.pt") if stopped_by != "interrupt" else self.run_dir / "checkpoints" / "latest.pt"
+        write_progress_gif(self.run_dir / "samples")
+        mon.print(f"stopped by {stopped_by} at step {self.step} ({self.nimg / 1000:.1f} kimg) "
+                  f"after {seconds:.1f} s; final grid {grid}")
+        mon.close()
+        return RunResult(self.run_dir, final, self.step, self.nimg, seconds, stopped_by)
+
+    def _budget_spent(self, start: float) -> str:
+        t = self.cfg.train
+        if self.stop.requested:
+            return "interrupt"
+        if t.steps and self.step >= t.steps:
+            return "steps"
+        if t.kimg and self.nimg >= t.kimg * 1000:
+            return "kimg"
+        if t.epochs and self.epochs_done() >= t.epochs:
+            return "epochs"
+        if t.max_time and time.monotonic() - start >= t.max_time:
+            return "max-time"
+        return ""
+
+    def _log_row(self, acc: dict, n: int, img_per_s: float) -> dict:
+        row = {"step": self.step, "epoch": round(self.nimg / (self.batcher.batches_per_epoch * self.cfg.train.batch_size), 4),
+               "kimg": round(self.nimg / 1000, 3)}
+        row.update({k: v.item() / n for k, v in acc.items()})  # the only host syncs
+        row["lr_g"] = self.opt_G.param_groups[0]["lr"]
+        row["lr_d"] = self.opt_D.param_groups[0]["lr"]
+        row["instance_noise"] = self._noise_std()
+        row["img_per_s"] = round(img_per_s, 1)
+        return row
+
+    def _epoch_line(self, records: list[dict], seconds: float) -> str:
+        r = records[-1] if records else None
+        head = f"epoch {self.epochs_done():3d} | step {self.step:7d} | {self.nimg / 1000:8.1f} kimg"
+        if r is None:
+            return f"{head} | {seconds:.1f} s"
+        return (f"{head} | D {r['loss_d']:.3f} G {r['loss_g']:.3f} | D(x) {r['d_real']:.3f} "
+                f"D(G(z)) {r['d_fake']:.3f} | |∇D| {r['grad_norm_d']:.2f} |∇G| {r['grad_norm_g']:.2f}"
+                f" | {r['img_per_s']:.0f} img/s | {seconds:.1f} s")
+
+    def describe(self) -> str:
+        c = self.cfg
+        return (f"fashiongan {__version__} | {c.model.model} cond={c.model.cond} loss={c.loss.loss} "
+                f"| G {count_params(self.G) / 1e6:.2f}M D {count_params(self.D) / 1e6:.2f}M params "
+                f"| data {self.data.source} ({len(self.data)} images, {self.data.image_size}px) "
+                f"| {self.device} | {self.run_dir}"
+                + (f" | resumed at step {self.step}" if self.resumed_from is not None else ""))
+
+
+def write_progress_gif(samples_dir: Path) -> Path | None:
+    """samples/progress.gif: the fixed-noise grids in step order, one frame each."""
+    from PIL import Image
+
+    from fashiongan.fileio import atomic_save
+
+    grids = sorted(samples_dir.glob("grid-*.png"))
+    if not grids:
+        return None
+    frames = [Image.open(p).convert("L") for p in grids]
+    out = samples_dir / "progress.gif"
+    atomic_save(out, lambda f: frames[0].save(f, format="GIF", save_all=True,
+                                              append_images=frames[1:], duration=400, loop=0))
+    return out
+
+
+def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False, data_env: str | None = None,
+          stop: StopFlag | None = None, override: bool = False) -> RunResult:
+    """Train (or resume) a run in `run_dir`; see RunConfig for every setting."""
+    return Trainer(cfg, Path(run_dir), resume, data_env, stop, override).run()

@@ -1,0 +1,62 @@
+"""What a run tells the user while it trains: metrics.jsonl, log.txt, a progress bar."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+class Monitor:
+    """Appends one JSON object per log tick to metrics.jsonl and mirrors console lines to
+    log.txt. On resume, rows after the checkpoint's step are dropped so no step appears twice."""
+
+    def __init__(self, run_dir: Path, total: int | None, initial: int, progress: bool,
+                 resume_step: int | None = None):
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.records: list[dict] = []
+        if resume_step is not None and self.metrics_path.exists():
+            self.records = [r for r in read_metrics(self.metrics_path) if r["step"] <= resume_step]
+            tmp = self.metrics_path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+            os.replace(tmp, self.metrics_path)
+        self._metrics = open(self.metrics_path, "a", encoding="utf-8")
+        self._log = open(run_dir / "log.txt", "a", encoding="utf-8")
+        self.bar = tqdm(total=total, initial=initial, unit="step", disable=not progress,
+                        dynamic_ncols=True, file=sys.stderr, leave=False)
+
+    def record(self, row: dict) -> None:
+        self.records.append(row)
+        self._metrics.write(json.dumps(row) + "\n")
+        self._metrics.flush()
+        self.bar.set_postfix_str(
+            f"D {row['loss_d']:.3f} G {row['loss_g']:.3f} {row['img_per_s']:.0f} img/s",
+            refresh=False,
+        )
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def print(self, line: str) -> None:
+        """A console line that does not break the progress bar; also written to log.txt."""
+        tqdm.write(line, file=sys.stdout)
+        self._log.write(line + "\n")
+        self._log.flush()
+
+    def close(self) -> None:
+        self.bar.close()
+        self._metrics.close()
+        self._log.close()
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The rows of a metrics.jsonl; a torn last line (from a kill) is ignored."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
