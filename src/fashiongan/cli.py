@@ -80,22 +80,30 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace, base: RunConfig) -> tuple[RunConfig, dict]:
     """Apply the flags given on the command line to `base`; returns (cfg, {path: value})."""
-    given = {k[len(CFG_PREFIX):]: v for k, v in vars(args).items() if k.startswith(CFG_PREFIX)}
+    given = {k[len(CFG_PREFIX) :]: v for k, v in vars(args).items() if k.startswith(CFG_PREFIX)}
     for path, value in given.items():
         set_path(base, path, tuple(value) if isinstance(value, list) else value)
     return base, given
 
 
 def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a GAN", description=(
-        "Train a (conditional) DCGAN. Settings: RunConfig defaults, then --preset, then flags. "
-        "Stops at the first budget reached (--epochs, --steps, --kimg, --max-time) or at Ctrl-C "
-        "(which checkpoints first)."))
+    p = sub.add_parser(
+        "train",
+        help="train a GAN",
+        description=(
+            "Train a (conditional) DCGAN. Settings: RunConfig defaults, then --preset, then "
+            "flags. Stops at the first budget reached (--epochs, --steps, --kimg, --max-time) "
+            "or at Ctrl-C (which checkpoints first)."
+        ),
+    )
     p.add_argument("--preset", help=f"named recipe: {', '.join(preset_names())}")
     p.add_argument("--out", help="run directory (default: runs/<name>-<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    p.add_argument("--override", action="store_true",
-                   help="with --resume: accept flags that change the run's settings")
+    p.add_argument(
+        "--override",
+        action="store_true",
+        help="with --resume: accept flags that change the run's settings",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     add_config_flags(p)
 
@@ -104,15 +112,27 @@ def _generate_parser(sub) -> None:
     p = sub.add_parser("generate", help="sample images into a grid or a data set")
     p.add_argument("source", help="run directory or checkpoint file")
     p.add_argument("--out", required=True, help="output file (.png, .npz, .csv) or directory")
-    p.add_argument("--format", help="png (grid) | pngs (folder per class) | npz | idx | csv "
-                   "(default: from --out's extension)")
+    p.add_argument(
+        "--format",
+        help="png (grid) | pngs (folder per class) | npz | idx | csv "
+        "(default: from --out's extension)",
+    )
     p.add_argument("--num-samples", type=int, default=100, help="images in all (default: 100)")
-    p.add_argument("--class", dest="classes", action="append", metavar="CLASS",
-                   help="class name or id; repeat for several (default: all classes)")
+    p.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        metavar="CLASS",
+        help="class name or id; repeat for several (default: all classes)",
+    )
     p.add_argument("--per-class", type=int, help="images per class (overrides --num-samples)")
     p.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
-    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
-                   help="use the EMA generator when the checkpoint has one (default: yes)")
+    p.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="use the EMA generator when the checkpoint has one (default: yes)",
+    )
     p.add_argument("--batch-size", type=int, default=1000, help="generation batch (default: 1000)")
     p.add_argument("--size", type=int, help="resize outputs to SIZE×SIZE (e.g. 28 for dcgan64)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
@@ -122,13 +142,27 @@ def _interpolate_parser(sub) -> None:
     p = sub.add_parser("interpolate", help="latent walks between seeds or classes")
     p.add_argument("source", help="run directory or checkpoint file")
     p.add_argument("--out", required=True, help="walk.png (strip, a row per walk) or walk.gif")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3],
-                   help="walk from each seed to the next (default: 0 1 2 3)")
-    p.add_argument("--class", dest="classes", action="append", metavar="CLASS",
-                   help="one: walk within this class; two or more: walk across them, z fixed")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2, 3],
+        help="walk from each seed to the next (default: 0 1 2 3)",
+    )
+    p.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        metavar="CLASS",
+        help="one: walk within this class; two or more: walk across them, z fixed",
+    )
     p.add_argument("--steps", type=int, default=10, help="frames per walk (default: 10)")
-    p.add_argument("--mode", default="slerp", choices=["slerp", "lerp"],
-                   help="spherical or linear interpolation of z (default: slerp)")
+    p.add_argument(
+        "--mode",
+        default="slerp",
+        choices=["slerp", "lerp"],
+        help="spherical or linear interpolation of z (default: slerp)",
+    )
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True)
 
 
@@ -144,8 +178,11 @@ def _download_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fashiongan", description="Train, sample and evaluate GANs on "
-                     "Fashion-MNIST and other small labeled image sets.")
+    parser = _Parser(
+        prog="fashiongan",
+        description="Train, sample and evaluate GANs on "
+        "Fashion-MNIST and other small labeled image sets.",
+    )
     parser.add_argument("--version", action="version", version=f"fashiongan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _train_parser(sub)
@@ -165,8 +202,12 @@ def _install_stop_handler():
         if stop.requested:
             raise KeyboardInterrupt
         stop.requested = True
-        print(f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
-              f"(press Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+        print(
+            f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
+            f"(press Ctrl-C again to abort at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
@@ -182,19 +223,24 @@ def cmd_train(args) -> int:
             raise FashionGANError("--resume RUN_DIR continues in RUN_DIR; drop --out")
         config_path = run_dir / "config.json"
         if not config_path.is_file():
-            raise FashionGANError(f"--resume {run_dir}: no config.json there (not a run directory?)")
+            raise FashionGANError(
+                f"--resume {run_dir}: no config.json there (not a run directory?)"
+            )
         try:
             saved = json.loads(config_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise FashionGANError(f"{config_path}: not valid JSON ({e})") from None
         cfg = from_dict(saved, origin=str(config_path))
         if args.preset:
-            raise FashionGANError("--preset cannot be combined with --resume (the run has its settings)")
+            raise FashionGANError(
+                "--preset cannot be combined with --resume (the run has its settings)"
+            )
     else:
         cfg = RunConfig()
         if args.preset:
-            cfg = from_dict({**load_preset(args.preset), "name": args.preset},
-                            origin=f"preset {args.preset}")
+            cfg = from_dict(
+                {**load_preset(args.preset), "name": args.preset}, origin=f"preset {args.preset}"
+            )
     cfg, _ = config_from_args(args, cfg)
     validate(cfg)
     if args.dry_run:
@@ -211,14 +257,22 @@ def cmd_train(args) -> int:
         if run_dir.exists() and not run_dir.is_dir():
             raise FashionGANError(f"--out {run_dir} is a file; expected a directory")
     stop = _install_stop_handler()
-    result = train(cfg, run_dir, resume=bool(args.resume), data_env=os.environ.get("FASHIONGAN_DATA"),
-                   stop=stop, override=args.override)
+    result = train(
+        cfg,
+        run_dir,
+        resume=bool(args.resume),
+        data_env=os.environ.get("FASHIONGAN_DATA"),
+        stop=stop,
+        override=args.override,
+    )
     rd = result.run_dir
-    print(f"run directory: {rd}\n  checkpoint: {result.final_checkpoint}\n"
-          f"  samples:    {rd / 'samples'} (progress.gif, grid-*.png)\n"
-          f"  plots:      {rd / 'plots'}\n  metrics:    {rd / 'metrics.jsonl'}\n"
-          f"  trained {result.step} steps, {result.nimg / 1000:.1f} kimg in {result.seconds:.0f} s"
-          f" ({result.nimg / max(result.seconds, 1e-9):.0f} img/s incl. sampling and checkpoints)")
+    print(
+        f"run directory: {rd}\n  checkpoint: {result.final_checkpoint}\n"
+        f"  samples:    {rd / 'samples'} (progress.gif, grid-*.png)\n"
+        f"  plots:      {rd / 'plots'}\n  metrics:    {rd / 'metrics.jsonl'}\n"
+        f"  trained {result.step} steps, {result.nimg / 1000:.1f} kimg in {result.seconds:.0f} s"
+        f" ({result.nimg / max(result.seconds, 1e-9):.0f} img/s incl. sampling and checkpoints)"
+    )
     if result.stopped_by == "interrupt":
         print(f"interrupted: continue with  fashiongan train --resume {rd}")
     else:
@@ -232,8 +286,12 @@ def cmd_generate(args) -> int:
 
     out = Path(args.out)
     fmt = infer_format(out, args.format)
-    for name, value in (("--num-samples", args.num_samples), ("--batch-size", args.batch_size),
-                        ("--per-class", args.per_class), ("--size", args.size)):
+    for name, value in (
+        ("--num-samples", args.num_samples),
+        ("--batch-size", args.batch_size),
+        ("--per-class", args.per_class),
+        ("--size", args.size),
+    ):
         if value is not None and value < 1:
             raise FashionGANError(f"{name} {value}: must be at least 1")
     gen = load_generator(args.source, ema=args.ema, device=args.device)
@@ -246,8 +304,10 @@ def cmd_generate(args) -> int:
     labels = None if y is None else y.numpy()
     written = export(out, images.numpy(), labels, fmt, gen.class_names, ncol=ncol)
     where = out if len(written) > 1 or fmt in ("idx", "pngs") else written[0]
-    print(f"wrote {n} images ({fmt}, {images.shape[-1]}×{images.shape[-1]}) to {where} "
-          f"from step {gen.step} ({'EMA' if args.ema else 'raw'} generator)")
+    print(
+        f"wrote {n} images ({fmt}, {images.shape[-1]}×{images.shape[-1]}) to {where} "
+        f"from step {gen.step} ({'EMA' if args.ema else 'raw'} generator)"
+    )
     return 0
 
 
@@ -272,8 +332,9 @@ def cmd_download(args) -> int:
     from fashiongan.data.download import download
 
     directory = Path(args.dir) if args.dir else default_cache_dir()
-    paths = download(directory, args.mirror, args.timeout, progress=not args.no_progress,
-                     force=args.force)
+    paths = download(
+        directory, args.mirror, args.timeout, progress=not args.no_progress, force=args.force
+    )
     print(f"verified {len(paths)} files in {directory}")
     if args.dir:
         print(f"train with --data {directory} (or export FASHIONGAN_DATA={directory})")
@@ -286,12 +347,21 @@ def cmd_presets(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "interpolate": cmd_interpolate,
-            "download": cmd_download, "presets": cmd_presets}
+COMMANDS = {
+    "train": cmd_train,
+    "generate": cmd_generate,
+    "interpolate": cmd_interpolate,
+    "download": cmd_download,
+    "presets": cmd_presets,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the CLI; returns the exit status (0 ok, 2 bad input, 130 aborted)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a flag error already printed
+        return e.code if isinstance(e.code, int) else 2
     try:
         return COMMANDS[args.command](args)
     except FashionGANError as e:

@@ -18,33 +18,40 @@ def _f(default: Any, help: str, **meta: Any) -> Any:
 
 @dataclass
 class DataConfig:
-    data: str | None = _f(None, "directory of IDX files or a Kaggle CSV file (default: "
-                          "$FASHIONGAN_DATA, ./data, ~/.cache/fashiongan, "
-                          "/usr/share/datasets/fashion-mnist)")
+    data: str | None = _f(
+        None,
+        "directory of IDX files or a Kaggle CSV file (default: "
+        "$FASHIONGAN_DATA, ./data, ~/.cache/fashiongan, "
+        "/usr/share/datasets/fashion-mnist)",
+    )
     split: str = _f("train", "which split to train on", choices=("train", "test"))
     subset: int = _f(0, "keep N images, balanced per class and seeded (0 = the whole split)")
-    class_names: str = _f("auto", "class names: 'fashion', 'numeric', or 'auto' (Fashion-MNIST "
-                          "names for the official data)", choices=("auto", "fashion", "numeric"))
+    class_names: str = _f(
+        "auto",
+        "class names: 'fashion', 'numeric', or 'auto' (Fashion-MNIST names for the official data)",
+        choices=("auto", "fashion", "numeric"),
+    )
 
 
 @dataclass
 class ModelConfig:
     model: str = _f("dcgan28", "architecture", registry="models")
-    cond: str = _f("projection", "conditioning on the class label",
-                   choices=("none", "concat", "projection"))
+    cond: str = _f(
+        "projection", "conditioning on the class label", choices=("none", "concat", "projection")
+    )
     z_dim: int = _f(100, "latent dimension")
     width: float = _f(1.0, "width multiplier: base feature maps = 64 × width")
     embed_dim: int = _f(32, "label embedding size concatenated to z (--cond concat)")
     spectral_norm: bool = _f(False, "spectral normalisation on D's layers (Miyato et al. 2018)")
-    d_norm: str = _f("none", "normalisation in D after the first layer",
-                     choices=("none", "batch"))
+    d_norm: str = _f("none", "normalisation in D after the first layer", choices=("none", "batch"))
 
 
 @dataclass
 class LossConfig:
     loss: str = _f("ns", "adversarial loss", registry="losses")
-    label_smoothing: float = _f(1.0, "target for real images in D's loss, e.g. 0.9 "
-                                "(one-sided label smoothing; 1.0 = off)")
+    label_smoothing: float = _f(
+        1.0, "target for real images in D's loss, e.g. 0.9 (one-sided label smoothing; 1.0 = off)"
+    )
     gp_weight: float = _f(10.0, "λ of the WGAN-GP gradient penalty (--loss wgan-gp)")
     r1: float = _f(0.0, "γ of the R1 penalty γ/2·‖∇D(x)‖² on real images (0 = off)")
     weight_clip: float = _f(0.01, "clip D's weights to ±c after each D step (--loss wgan)")
@@ -55,19 +62,29 @@ class TrainConfig:
     epochs: int = _f(20, "stop after this many passes over the data (0 = no epoch limit)")
     steps: int = _f(0, "stop after this many iterations (0 = no step limit)")
     kimg: float = _f(0.0, "stop after D has seen this many thousand real images (0 = no limit)")
-    max_time: float = _f(0.0, "stop after this much wall time: seconds, or 90s/10m/2h "
-                         "(0 = no limit)", duration=True)
+    max_time: float = _f(
+        0.0, "stop after this much wall time: seconds, or 90s/10m/2h (0 = no limit)", duration=True
+    )
     batch_size: int = _f(64, "images per batch")
     g_steps: int = _f(1, "G updates per iteration")
     d_steps: int = _f(1, "D updates per iteration (each on a new real batch)")
     lr_g: float = _f(2e-4, "Adam learning rate of G")
     lr_d: float = _f(2e-4, "Adam learning rate of D")
     betas: tuple[float, float] = _f((0.5, 0.999), "Adam betas (two numbers)")
-    instance_noise: float = _f(0.0, "std of Gaussian noise added to D's inputs, annealed "
-                               "linearly to 0 over the planned run (0 = off)")
+    instance_noise: float = _f(
+        0.0, "std of Gaussian noise added to D's inputs, annealed linearly to 0 (0 = off)"
+    )
+    noise_kimg: float = _f(
+        0.0,
+        "anneal instance noise to 0 over this many thousand images "
+        "(0 = over the run's planned length, fixed when the run starts)",
+    )
     grad_clip: float = _f(0.0, "clip the gradient norm of G and D to this value (0 = off)")
-    ema_kimg: float = _f(10.0, "half-life of the EMA of G's weights, in thousands of images "
-                         "(0 = no EMA); samples use the EMA")
+    ema_kimg: float = _f(
+        10.0,
+        "half-life of the EMA of G's weights, in thousands of images "
+        "(0 = no EMA); samples use the EMA",
+    )
     ema_rampup: float = _f(0.05, "EMA half-life is at most this fraction of the images seen")
     seed: int = _f(0, "seed of everything random: init, data order, noise")
     device: str = _f("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"))
@@ -96,9 +113,14 @@ class RunConfig:
 
 SECTIONS = ("data", "model", "loss", "train", "log")
 # fields that may change when resuming without --override: budgets and logging
-RESUMABLE_CHANGES = {"train.epochs", "train.steps", "train.kimg", "train.max_time",
-                     "train.device", "train.threads"} | {f"log.{f.name}" for f in
-                                                         dataclasses.fields(LogConfig)}
+RESUMABLE_CHANGES = {
+    "train.epochs",
+    "train.steps",
+    "train.kimg",
+    "train.max_time",
+    "train.device",
+    "train.threads",
+} | {f"log.{f.name}" for f in dataclasses.fields(LogConfig)}
 
 
 def to_dict(cfg: RunConfig) -> dict:
@@ -153,8 +175,11 @@ def set_path(cfg: RunConfig, path: str, value: Any) -> None:
 
 def diff(a: RunConfig, b: RunConfig) -> list[tuple[str, Any, Any]]:
     """(path, a's value, b's value) for every leaf field that differs."""
-    return [(p, get_path(a, p), get_path(b, p)) for p, _ in flat_fields()
-            if get_path(a, p) != get_path(b, p)]
+    return [
+        (p, get_path(a, p), get_path(b, p))
+        for p, _ in flat_fields()
+        if get_path(a, p) != get_path(b, p)
+    ]
 
 
 def preset_names() -> list[str]:
@@ -165,7 +190,9 @@ def preset_names() -> list[str]:
 def load_preset(name: str) -> dict:
     """The nested dict of a named preset (src/fashiongan/configs/NAME.json)."""
     if name not in preset_names():
-        raise FashionGANError(f"unknown preset {name!r}; choose one of: {', '.join(preset_names())}")
+        raise FashionGANError(
+            f"unknown preset {name!r}; choose one of: {', '.join(preset_names())}"
+        )
     text = resources.files("fashiongan").joinpath("configs", f"{name}.json").read_text()
     d = json.loads(text)
     d.pop("description", None)

@@ -21,7 +21,9 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as e:
-        raise FashionGANError(f"cannot write {path}: {e.strerror or e}; choose another --out")
+        raise FashionGANError(
+            f"cannot write {path}: {e.strerror or e}; choose another --out"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

@@ -30,8 +30,9 @@ LOSSES: Registry[GANLoss] = Registry("loss")
 
 def _bce_d(real: torch.Tensor, fake: torch.Tensor, real_target: float) -> torch.Tensor:
     """-[t·log σ(r) + (1-t)·log(1-σ(r))] - log(1-σ(f)), averaged (Goodfellow et al. 2014)."""
-    return (F.binary_cross_entropy_with_logits(real, torch.full_like(real, real_target))
-            + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+    return F.binary_cross_entropy_with_logits(
+        real, torch.full_like(real, real_target)
+    ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
 
 
 def _minimax_g(fake: torch.Tensor) -> torch.Tensor:
@@ -88,8 +89,13 @@ def _input_grad_norm_sq(D, x: torch.Tensor, y: torch.Tensor | None) -> torch.Ten
     return grad.flatten(1).pow(2).sum(1)
 
 
-def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def gradient_penalty(
+    D,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    y: torch.Tensor | None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """mean (‖∇D(x̂)‖₂ - 1)² at x̂ = εx + (1-ε)G(z), ε ~ U[0,1] per sample (Gulrajani et al.
     2017, WGAN-GP). Multiply by λ (10 in the paper) outside."""
     eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)

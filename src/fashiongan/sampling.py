@@ -32,8 +32,9 @@ def latents(seeds: list[int] | int, n: int | None, z_dim: int, device="cpu") -> 
     if isinstance(seeds, int):
         g = torch.Generator().manual_seed(seeds)
         return torch.randn(n, z_dim, generator=g).to(device)
-    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s)))
-                        for s in seeds]).to(device)
+    return torch.stack(
+        [torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+    ).to(device)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -46,8 +47,14 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(G: torch.nn.Module, n_classes: int, z_dim: int, batches: int = 8,
-                          batch_size: int = 256, seed: int = 12345) -> None:
+def recalibrate_batchnorm(
+    G: torch.nn.Module,
+    n_classes: int,
+    z_dim: int,
+    batches: int = 8,
+    batch_size: int = 256,
+    seed: int = 12345,
+) -> None:
     """Re-estimate G's BatchNorm running statistics with its current weights (needed for
     G_ema, whose weights are averaged but whose statistics were tracked by G). Seeded."""
     norms = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -86,8 +93,12 @@ class LoadedGenerator:
     def n_classes(self) -> int:
         return len(self.class_names)
 
-    def labels(self, classes: list[str | int] | None = None, n: int | None = None,
-               per_class: int | None = None) -> torch.Tensor | None:
+    def labels(
+        self,
+        classes: list[str | int] | None = None,
+        n: int | None = None,
+        per_class: int | None = None,
+    ) -> torch.Tensor | None:
         """Labels for a request: per_class of each given class (all when none given), or n
         cycling over them. None for an unconditional model (and an error if classes given)."""
         if not self.conditional:
@@ -101,24 +112,34 @@ class LoadedGenerator:
                     "none (use --num-samples)"
                 )
             return None
-        ids = [parse_class(c, self.class_names) for c in classes] if classes else list(
-            range(self.n_classes))
+        ids = (
+            [parse_class(c, self.class_names) for c in classes]
+            if classes
+            else list(range(self.n_classes))
+        )
         ids_t = torch.tensor(ids, dtype=torch.int64)
         if per_class:
             return ids_t.repeat_interleave(per_class)
         return ids_t.repeat(math.ceil((n or len(ids)) / len(ids)))[: n or len(ids)]
 
     @torch.no_grad()
-    def images(self, z: torch.Tensor, y: torch.Tensor | None, batch_size: int = 1000) -> torch.Tensor:
+    def images(
+        self, z: torch.Tensor, y: torch.Tensor | None, batch_size: int = 1000
+    ) -> torch.Tensor:
         """uint8 N×H×W tensor for latents z (N×z_dim) and labels y (int64 N or float N×C)."""
         out = []
         for i in range(0, len(z), batch_size):
-            yb = None if y is None else y[i:i + batch_size].to(self.device)
-            out.append(to_uint8(self.G(z[i:i + batch_size].to(self.device), yb)).cpu())
-        return torch.cat(out) if out else torch.zeros(0, self.resolution, self.resolution,
-                                                      dtype=torch.uint8)
+            yb = None if y is None else y[i : i + batch_size].to(self.device)
+            out.append(to_uint8(self.G(z[i : i + batch_size].to(self.device), yb)).cpu())
+        return (
+            torch.cat(out)
+            if out
+            else torch.zeros(0, self.resolution, self.resolution, dtype=torch.uint8)
+        )
 
-    def sample(self, n: int, labels=None, seed: int | None = 0, batch_size: int = 1000) -> np.ndarray:
+    def sample(
+        self, n: int, labels=None, seed: int | None = 0, batch_size: int = 1000
+    ) -> np.ndarray:
         """n images as uint8 N×H×W. labels: None (classes cycle 0..C-1 for a conditional
         model), or a sequence of class names/ids of length n. Same seed → same images."""
         if labels is not None and not self.conditional:
@@ -133,19 +154,24 @@ class LoadedGenerator:
         return self.images(latents(seed, n, self.z_dim), y, batch_size).numpy()
 
 
-def load_generator(path: str | os.PathLike, ema: bool = True, device: str = "cpu") -> LoadedGenerator:
+def load_generator(
+    path: str | os.PathLike, ema: bool = True, device: str = "cpu"
+) -> LoadedGenerator:
     """A run directory or checkpoint → LoadedGenerator (G_ema when present and ema=True)."""
     ckpt_path = resolve_checkpoint(path)
     state = load_checkpoint(ckpt_path)
     cfg = state["config"]
     try:
         m, class_names = cfg["model"], tuple(state["class_names"])
-        G = build_generator(m["model"], m["z_dim"], len(class_names), m["cond"], m["width"],
-                            m["embed_dim"])
+        G = build_generator(
+            m["model"], m["z_dim"], len(class_names), m["cond"], m["width"], m["embed_dim"]
+        )
         weights = state["G_ema"] if ema and state.get("G_ema") is not None else state["G"]
         G.load_state_dict(weights)
     except (KeyError, TypeError) as e:
-        raise FashionGANError(f"{ckpt_path}: checkpoint lacks {e} (made by another version?)") from None
+        raise FashionGANError(
+            f"{ckpt_path}: checkpoint lacks {e} (made by another version?)"
+        ) from None
     except RuntimeError as e:
         detail = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
         raise FashionGANError(
@@ -153,8 +179,16 @@ def load_generator(path: str | os.PathLike, ema: bool = True, device: str = "cpu
             f"width={m['width']}): {detail[:200]}"
         ) from None
     dev = torch.device(device)
-    return LoadedGenerator(G.to(dev).eval(), class_names, m["z_dim"], m["cond"] != "none",
-                           G.spec.resolution, int(state["step"]), cfg, dev)
+    return LoadedGenerator(
+        G.to(dev).eval(),
+        class_names,
+        m["z_dim"],
+        m["cond"] != "none",
+        G.spec.resolution,
+        int(state["step"]),
+        cfg,
+        dev,
+    )
 
 
 def make_grid(images: np.ndarray | torch.Tensor, ncol: int, pad: int = 2) -> np.ndarray:
@@ -165,11 +199,16 @@ def make_grid(images: np.ndarray | torch.Tensor, ncol: int, pad: int = 2) -> np.
     grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad), 64, np.uint8)
     for i in range(n):
         r, c = divmod(i, ncol)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = images[i]
+        grid[
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + c * (w + pad) : pad + c * (w + pad) + w,
+        ] = images[i]
     return grid
 
 
-def label_rows(grid: np.ndarray, names: list[str], cell: int, pad: int = 2, scale: int = 1) -> Image.Image:
+def label_rows(
+    grid: np.ndarray, names: list[str], cell: int, pad: int = 2, scale: int = 1
+) -> Image.Image:
     """A PIL image of `grid` (upscaled by `scale`) with a column of row names on the left."""
     img = Image.fromarray(grid)
     if scale > 1:
@@ -190,7 +229,9 @@ def save_png(path: str | os.PathLike, image: np.ndarray | Image.Image) -> None:
     atomic_save(path, lambda f: img.save(f, format="PNG"))
 
 
-def class_seed_grid(gen: LoadedGenerator, seeds: list[int], classes: list[int] | None = None) -> Image.Image:
+def class_seed_grid(
+    gen: LoadedGenerator, seeds: list[int], classes: list[int] | None = None
+) -> Image.Image:
     """Rows = classes, columns = seeds (the same z across a column), labelled; a plain grid of
     len(seeds) × len(seeds) samples when unconditional."""
     z = latents(seeds, None, gen.z_dim)
@@ -201,12 +242,21 @@ def class_seed_grid(gen: LoadedGenerator, seeds: list[int], classes: list[int] |
     y = torch.tensor(classes).repeat_interleave(len(seeds))
     imgs = gen.images(z.repeat(len(classes), 1), y).numpy()
     scale = 2 if gen.resolution <= 32 else 1
-    return label_rows(make_grid(imgs, len(seeds)), [gen.class_names[c] for c in classes],
-                      gen.resolution, scale=scale)
+    return label_rows(
+        make_grid(imgs, len(seeds)),
+        [gen.class_names[c] for c in classes],
+        gen.resolution,
+        scale=scale,
+    )
 
 
-def interpolation_frames(gen: LoadedGenerator, seeds: list[int], classes: list[int] | None,
-                         steps: int, mode: str = "slerp") -> torch.Tensor:
+def interpolation_frames(
+    gen: LoadedGenerator,
+    seeds: list[int],
+    classes: list[int] | None,
+    steps: int,
+    mode: str = "slerp",
+) -> torch.Tensor:
     """uint8 W×T×H×W' tensor: W walks of T frames. A walk goes from seeds[i] to seeds[i+1]
     (class fixed to classes[0] if one class is given); with two or more classes and one seed,
     from classes[i] to classes[i+1] with z fixed (soft labels)."""
@@ -229,11 +279,15 @@ def interpolation_frames(gen: LoadedGenerator, seeds: list[int], classes: list[i
     if len(seeds) < 2:
         raise FashionGANError("give at least two --seeds (or two --class values to walk between)")
     if classes and not gen.conditional:
-        raise FashionGANError("--class needs a conditional model; this one was trained with --cond none")
+        raise FashionGANError(
+            "--class needs a conditional model; this one was trained with --cond none"
+        )
     zs = latents(seeds, None, gen.z_dim)
     for a, b in zip(zs, zs[1:]):
         z = slerp(a[None], b[None], t) if mode == "slerp" else (1 - t)[:, None] * a + t[:, None] * b
-        rows = [classes[0]] if classes else (list(range(gen.n_classes)) if gen.conditional else [None])
+        rows = (
+            [classes[0]] if classes else (list(range(gen.n_classes)) if gen.conditional else [None])
+        )
         for c in rows:
             y = None if c is None else torch.full((steps,), c, dtype=torch.int64)
             walks.append(gen.images(z, y))
@@ -249,8 +303,12 @@ def save_interpolation(path: str | os.PathLike, frames: torch.Tensor, fmt: str) 
         ncol = math.ceil(math.sqrt(w))
         pics = [Image.fromarray(make_grid(frames[:, k].numpy(), ncol)) for k in range(t)]
         pics = pics + pics[-2:0:-1]  # there and back
-        atomic_save(path, lambda f: pics[0].save(f, format="GIF", save_all=True,
-                                                 append_images=pics[1:], duration=80, loop=0))
+        atomic_save(
+            path,
+            lambda f: pics[0].save(
+                f, format="GIF", save_all=True, append_images=pics[1:], duration=80, loop=0
+            ),
+        )
     else:
         raise FashionGANError(f"unknown interpolation format {fmt!r}; choose png or gif")
 
@@ -268,8 +326,14 @@ def infer_format(out: Path, fmt: str | None) -> str:
     )
 
 
-def export(out: str | os.PathLike, images: np.ndarray, labels: np.ndarray | None, fmt: str,
-           class_names: tuple[str, ...], ncol: int = 10) -> list[Path]:
+def export(
+    out: str | os.PathLike,
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    fmt: str,
+    class_names: tuple[str, ...],
+    ncol: int = 10,
+) -> list[Path]:
     """Write a synthetic data set; returns the files written. images uint8 N×H×W; labels int64
     N or None (written as -1 where a format needs labels)."""
     out = Path(out)
@@ -279,19 +343,25 @@ def export(out: str | os.PathLike, images: np.ndarray, labels: np.ndarray | None
         save_png(out, make_grid(images, ncol))
         return [out]
     if fmt == "npz":
+
         def write(f):
             np.savez_compressed(f, images=images, labels=lab, class_names=np.array(class_names))
+
         atomic_save(out, write)
         return [out]
     if fmt == "csv":
         if labels is None:
-            raise FashionGANError("--format csv needs labels (a conditional model); use npz or pngs")
+            raise FashionGANError(
+                "--format csv needs labels (a conditional model); use npz or pngs"
+            )
         write_csv(out, images, lab)
         return [out]
     if fmt == "idx":
         if labels is None:
-            raise FashionGANError("--format idx writes an image/label pair and needs a "
-                                  "conditional model; use npz or pngs")
+            raise FashionGANError(
+                "--format idx writes an image/label pair and needs a "
+                "conditional model; use npz or pngs"
+            )
         paths = [out / "train-images-idx3-ubyte.gz", out / "train-labels-idx1-ubyte.gz"]
         write_idx(paths[0], images)
         write_idx(paths[1], lab.astype(np.uint8))
@@ -299,8 +369,11 @@ def export(out: str | os.PathLike, images: np.ndarray, labels: np.ndarray | None
     if fmt == "pngs":
         written = []
         for i in range(n):
-            sub = out / (f"{lab[i]}_{class_names[lab[i]].replace('/', '-').replace(' ', '-')}"
-                         if lab[i] >= 0 else "unlabeled")
+            sub = out / (
+                f"{lab[i]}_{class_names[lab[i]].replace('/', '-').replace(' ', '-')}"
+                if lab[i] >= 0
+                else "unlabeled"
+            )
             path = sub / f"{i:06d}.png"
             with atomic_open(path) as f:
                 Image.fromarray(images[i]).save(f, format="PNG")

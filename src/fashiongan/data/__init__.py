@@ -14,6 +14,14 @@ from fashiongan.data.datasets import (
 )
 
 __all__ = [
-    "CLASS_NAME_SETS", "FASHION_CLASSES", "N_CLASSES", "Batcher", "ImageDataset", "find_data", "load_dataset",
-    "parse_class", "to_float", "to_uint8",
+    "CLASS_NAME_SETS",
+    "FASHION_CLASSES",
+    "N_CLASSES",
+    "Batcher",
+    "ImageDataset",
+    "find_data",
+    "load_dataset",
+    "parse_class",
+    "to_float",
+    "to_uint8",
 ]

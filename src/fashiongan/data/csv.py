@@ -43,7 +43,9 @@ def read_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         values = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2)
     except ValueError as e:
         msg = str(e).splitlines()[0]
-        raise FashionGANError(f"{path}: malformed CSV row (line numbers after the header): {msg}")
+        raise FashionGANError(
+            f"{path}: malformed CSV row (line numbers after the header): {msg}"
+        ) from None
     if values.shape[1] != n_pixels + 1:
         raise FashionGANError(
             f"{path}: rows have {values.shape[1]} columns; the header has {n_pixels + 1}"
@@ -66,10 +68,13 @@ def write_csv(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) -
     """images uint8 N×S×S, labels int N; written atomically in the Kaggle layout."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 3:
-        raise FashionGANError(f"CSV export needs uint8 N×H×W images; got {images.dtype} {images.shape}")
+        raise FashionGANError(
+            f"CSV export needs uint8 N×H×W images; got {images.dtype} {images.shape}"
+        )
     n = images.shape[0]
-    table = np.concatenate([np.asarray(labels, np.int64).reshape(n, 1),
-                            images.reshape(n, -1).astype(np.int64)], axis=1)
+    table = np.concatenate(
+        [np.asarray(labels, np.int64).reshape(n, 1), images.reshape(n, -1).astype(np.int64)], axis=1
+    )
     with atomic_open(path) as f:
         f.write((",".join(_expected_header(table.shape[1] - 1)) + "\n").encode())
         np.savetxt(f, table, fmt="%d", delimiter=",")

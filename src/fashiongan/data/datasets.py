@@ -6,7 +6,6 @@ single CSV file. Batches are made by indexing a seeded permutation: no per-image
 """
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +18,16 @@ from fashiongan.data.idx import read_idx
 from fashiongan.errors import FashionGANError
 
 FASHION_CLASSES = (
-    "t-shirt/top", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle boot",
+    "t-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
 )
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_PREFIX = {"train": "train", "test": "t10k"}
@@ -137,9 +144,13 @@ def _read_split(found: tuple[Path, Path] | Path) -> tuple[np.ndarray, np.ndarray
     image_path, label_path = found
     images, labels = read_idx(image_path), read_idx(label_path)
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
-        raise FashionGANError(f"{image_path}: expected N×S×S square images, found shape {images.shape}")
+        raise FashionGANError(
+            f"{image_path}: expected N×S×S square images, found shape {images.shape}"
+        )
     if labels.ndim != 1:
-        raise FashionGANError(f"{label_path}: expected a 1-D label array, found shape {labels.shape}")
+        raise FashionGANError(
+            f"{label_path}: expected a 1-D label array, found shape {labels.shape}"
+        )
     if len(images) != len(labels):
         raise FashionGANError(
             f"{image_path}: {len(images)} images but {label_path.name} has {len(labels)} labels"
@@ -169,15 +180,26 @@ def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
         return images
     out = []
     for chunk in images.split(4096):  # bounded float memory: 4096×64×64×4 B = 64 MB
-        x = F.interpolate(chunk[:, None].float(), size=(size, size), mode="bilinear",
-                          align_corners=False, antialias=size < images.shape[-1])
+        x = F.interpolate(
+            chunk[:, None].float(),
+            size=(size, size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=size < images.shape[-1],
+        )
         out.append(x.round_().clamp_(0, 255).to(torch.uint8)[:, 0])
     return torch.cat(out)
 
 
-def load_dataset(data: str | None = None, split: str = "train", subset: int = 0, seed: int = 0,
-                 image_size: int | None = None, env_dir: str | None = None,
-                 class_names: str = "auto") -> ImageDataset:
+def load_dataset(
+    data: str | None = None,
+    split: str = "train",
+    subset: int = 0,
+    seed: int = 0,
+    image_size: int | None = None,
+    env_dir: str | None = None,
+    class_names: str = "auto",
+) -> ImageDataset:
     """Load a split into memory. subset > 0 keeps a seeded class-balanced subset; image_size
     resizes once (e.g. 64 for dcgan64). class_names: 'fashion', 'numeric', or 'auto' (Fashion-MNIST
     names when the split is the official one, recognised by checksum)."""
@@ -226,8 +248,14 @@ class Batcher:
     permutation of epoch e depends only on (seed, e). Partial last batches are dropped.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
-                 device: torch.device):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+    ):
         if batch_size > len(images):
             raise FashionGANError(
                 f"--batch-size {batch_size} is larger than the data set ({len(images)} images)"
@@ -255,7 +283,7 @@ class Batcher:
         if self.index >= self.batches_per_epoch:
             self.epoch, self.index, self._perm = self.epoch + 1, 0, None
         start = self.index * self.batch_size
-        idx = self._permutation()[start:start + self.batch_size]
+        idx = self._permutation()[start : start + self.batch_size]
         self.index += 1
         return to_float(self.images[idx]), self.labels[idx]
 

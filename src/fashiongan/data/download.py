@@ -81,10 +81,18 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
         mode = "ab" if resumed else "wb"
         total = response.headers.get("Content-Length")
         total = int(total) + (have if resumed else 0) if total else None
-        with open(part, mode) as f, tqdm(
-            total=total, initial=have if resumed else 0, unit="B", unit_scale=True,
-            desc=part.name.removesuffix(".part"), disable=not progress, leave=False,
-        ) as bar:
+        with (
+            open(part, mode) as f,
+            tqdm(
+                total=total,
+                initial=have if resumed else 0,
+                unit="B",
+                unit_scale=True,
+                desc=part.name.removesuffix(".part"),
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             try:
                 while block := response.read(_CHUNK):
                     f.write(block)
@@ -97,8 +105,13 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
             os.fsync(f.fileno())
 
 
-def download(directory: str | os.PathLike, mirror: str = OFFICIAL_URL, timeout: float = 60.0,
-             progress: bool = True, force: bool = False) -> list[Path]:
+def download(
+    directory: str | os.PathLike,
+    mirror: str = OFFICIAL_URL,
+    timeout: float = 60.0,
+    progress: bool = True,
+    force: bool = False,
+) -> list[Path]:
     """Download the four files into `directory` (skipping verified ones). Returns their paths.
     A checksum mismatch deletes the partial file and raises; nothing unverified is left under
     the final name."""

@@ -67,9 +67,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             n = int(np.prod(dims, dtype=np.int64))
             data = _read_exact(f, n, path, f"shape {'x'.join(map(str, dims))}")
             if f.read(1):
-                raise FashionGANError(
-                    f"{path}: IDX file has data beyond its declared shape {dims}"
-                )
+                raise FashionGANError(f"{path}: IDX file has data beyond its declared shape {dims}")
     except (OSError, EOFError, zlib.error) as e:
         raise FashionGANError(f"{path}: cannot read IDX file: {e}") from None
     return np.frombuffer(data, dtype=np.uint8).reshape(dims)
@@ -96,5 +94,3 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
                 gz.write(raw)
         else:
             f.write(raw)
-
-

@@ -19,15 +19,19 @@ MODELS.register("dcgan64")(
 )
 
 
-def build_generator(model: str, z_dim: int, n_classes: int, cond: str, width: float,
-                    embed_dim: int) -> Generator:
+def build_generator(
+    model: str, z_dim: int, n_classes: int, cond: str, width: float, embed_dim: int
+) -> Generator:
     if cond not in CONDITIONINGS:
-        raise FashionGANError(f"unknown conditioning {cond!r}; choose one of: {', '.join(CONDITIONINGS)}")
+        raise FashionGANError(
+            f"unknown conditioning {cond!r}; choose one of: {', '.join(CONDITIONINGS)}"
+        )
     return Generator(MODELS.get(model), z_dim, n_classes, cond, width, embed_dim)
 
 
-def build_discriminator(model: str, n_classes: int, cond: str, width: float, d_norm: str,
-                        spectral_norm: bool) -> Discriminator:
+def build_discriminator(
+    model: str, n_classes: int, cond: str, width: float, d_norm: str, spectral_norm: bool
+) -> Discriminator:
     if d_norm not in D_NORMS:
         raise FashionGANError(f"unknown --d-norm {d_norm!r}; choose one of: {', '.join(D_NORMS)}")
     return Discriminator(MODELS.get(model), n_classes, cond, width, d_norm, spectral_norm)
@@ -38,6 +42,13 @@ def count_params(module: nn.Module) -> int:
 
 
 __all__ = [
-    "CONDITIONINGS", "D_NORMS", "MODELS", "DCGANSpec", "Discriminator", "Generator",
-    "build_discriminator", "build_generator", "count_params",
+    "CONDITIONINGS",
+    "D_NORMS",
+    "MODELS",
+    "DCGANSpec",
+    "Discriminator",
+    "Generator",
+    "build_discriminator",
+    "build_generator",
+    "count_params",
 ]

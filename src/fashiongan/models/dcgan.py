@@ -40,8 +40,9 @@ class Generator(nn.Module):
     """G(z, y) → images float32 B×1×R×R in [-1, 1]. z: B×z_dim; y: int64 (B,), float
     (B, n_classes) label weights, or None when unconditional."""
 
-    def __init__(self, spec: DCGANSpec, z_dim: int, n_classes: int, cond: str, width: float,
-                 embed_dim: int):
+    def __init__(
+        self, spec: DCGANSpec, z_dim: int, n_classes: int, cond: str, width: float, embed_dim: int
+    ):
         super().__init__()
         c = [max(1, round(64 * width * m)) for m in spec.g_mult]
         self.spec, self.z_dim, self.n_classes, self.cond = spec, z_dim, n_classes, cond
@@ -74,15 +75,20 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """D(x, y) → raw logits float32 (B,), higher = more real. x: B×1×R×R in [-1, 1]."""
 
-    def __init__(self, spec: DCGANSpec, n_classes: int, cond: str, width: float,
-                 d_norm: str, use_spectral_norm: bool):
+    def __init__(
+        self,
+        spec: DCGANSpec,
+        n_classes: int,
+        cond: str,
+        width: float,
+        d_norm: str,
+        use_spectral_norm: bool,
+    ):
         super().__init__()
         c = [max(1, round(64 * width * m)) for m in spec.d_mult]
         sn = spectral_norm if use_spectral_norm else (lambda m: m)
         self.spec, self.n_classes, self.cond = spec, n_classes, cond
-        self.label_map = (
-            nn.Embedding(n_classes, spec.resolution**2) if cond == "concat" else None
-        )
+        self.label_map = nn.Embedding(n_classes, spec.resolution**2) if cond == "concat" else None
         in_ch = [1 + (cond == "concat")] + c[:-1]
         self.convs = nn.ModuleList(sn(nn.Conv2d(i, o, 4, 2, 1)) for i, o in zip(in_ch, c))
         # DCGAN: no norm on the first layer; BN (if chosen) on the others

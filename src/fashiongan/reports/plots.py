@@ -11,38 +11,43 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from fashiongan.fileio import atomic_write_bytes  # noqa: E402
 
-# file name → (title, y label, [(key, legend)])
+# panel → (title, y label, [(metrics.jsonl key, legend)])
 PANELS = {
-    "losses.png": ("Losses", "loss", [("loss_d", "D"), ("loss_g", "G")]),
-    "d_outputs.png": ("Discriminator outputs", "mean D(·)", [("d_real", "D(x)"), ("d_fake", "D(G(z))")]),
-    "grad_norms.png": ("Gradient norms (before clipping)", "‖∇‖₂", [("grad_norm_d", "D"), ("grad_norm_g", "G")]),
-    "throughput.png": ("Throughput", "images / s", [("img_per_s", "train")]),
+    "losses": ("Losses", "loss", [("loss_d", "D"), ("loss_g", "G")]),
+    "d_outputs": (
+        "Discriminator outputs",
+        "mean D(·) (σ for minimax/ns)",
+        [("d_real", "D(x)"), ("d_fake", "D(G(z))")],
+    ),
+    "grad_norms": (
+        "Gradient norms (before clipping)",
+        "L2 norm",
+        [("grad_norm_d", "D"), ("grad_norm_g", "G")],
+    ),
+    "throughput": ("Throughput", "images / s", [("img_per_s", "train")]),
 }
 
 
-def _figure_bytes(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def plot_training(records: list[dict], out_dir: str | os.PathLike) -> list[Path]:
-    """Write one PNG per panel (x = thousands of images seen); returns the paths written."""
+    """Write plots/training.png: one panel per entry of PANELS (x = thousands of real images
+    seen). Returns the paths written (none without records)."""
     out_dir = Path(out_dir)
     if not records:
         return []
     kimg = [r["kimg"] for r in records]
-    written = []
-    for name, (title, ylabel, series) in PANELS.items():
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        for key, legend in series:
-            ax.plot(kimg, [r.get(key, float("nan")) for r in records], label=legend, lw=1.2)
-        ax.set(title=title, xlabel="thousands of real images seen (kimg)", ylabel=ylabel)
-        if "grad" in name:
+    fig, axes = plt.subplots(2, 2, figsize=(11, 6.5))
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.95, bottom=0.08, hspace=0.45, wspace=0.22)
+    for ax, (key, (title, ylabel, series)) in zip(axes.flat, PANELS.items()):
+        for field, legend in series:
+            ax.plot(kimg, [r.get(field, float("nan")) for r in records], label=legend, lw=1.2)
+        ax.set(title=title, xlabel="kimg (thousands of real images seen)", ylabel=ylabel)
+        if key == "grad_norms":
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-        ax.legend(loc="best")
-        atomic_write_bytes(out_dir / name, _figure_bytes(fig))
-        written.append(out_dir / name)
-    return written
+        ax.legend(loc="best", fontsize="small")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    path = out_dir / "training.png"
+    atomic_write_bytes(path, buf.getvalue())
+    return [path]

@@ -39,7 +39,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"{path}: refused to load: the file holds objects other than tensors and plain "
             f"data, which could run code ({first[:160]})"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - any failure to parse a foreign file is bad input
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise FashionGANError(f"{path}: not a readable checkpoint ({msg[:200]})") from None
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
@@ -52,8 +52,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def numbered_checkpoints(directory: Path) -> list[Path]:
     """ckpt-NNNNNNN.pt files, oldest step first."""
-    found = [(int(m.group(1)), p) for p in directory.glob("ckpt-*.pt")
-             if (m := CHECKPOINT_RE.search(p.name))]
+    found = [
+        (int(m.group(1)), p)
+        for p in directory.glob("ckpt-*.pt")
+        if (m := CHECKPOINT_RE.search(p.name))
+    ]
     return [p for _, p in sorted(found)]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from fashiongan import __version__
-from fashiongan.config import RunConfig, diff, from_dict, to_dict, RESUMABLE_CHANGES
+from fashiongan.config import RESUMABLE_CHANGES, RunConfig, diff, from_dict, to_dict
 from fashiongan.data.datasets import Batcher, ImageDataset, load_dataset
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_write_bytes
@@ -43,7 +43,9 @@ def pick_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise FashionGANError("--device cuda: no CUDA device is available; use --device cpu")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if name == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise FashionGANError("--device mps: no Apple GPU is available; use --device cpu")
     if name not in ("cpu", "cuda", "mps"):
         raise FashionGANError(f"unknown --device {name!r}; choose auto, cpu, cuda or mps")
@@ -56,37 +58,54 @@ def validate(cfg: RunConfig) -> None:
     MODELS.get(m.model)
     loss = LOSSES.get(lo.loss)
     checks = [
-        (m.cond in ("none", "concat", "projection"),
-         f"--cond {m.cond!r}: choose one of none, concat, projection"),
+        (
+            m.cond in ("none", "concat", "projection"),
+            f"--cond {m.cond!r}: choose one of none, concat, projection",
+        ),
         (m.d_norm in ("none", "batch"), f"--d-norm {m.d_norm!r}: choose none or batch"),
         (m.z_dim >= 1, f"--z-dim {m.z_dim}: must be at least 1"),
         (m.width > 0 and round(64 * m.width) >= 1, f"--width {m.width}: must be positive"),
         (m.embed_dim >= 1, f"--embed-dim {m.embed_dim}: must be at least 1"),
-        (0.5 < lo.label_smoothing <= 1.0,
-         f"--label-smoothing {lo.label_smoothing}: expected the real-image target in (0.5, 1], "
-         f"e.g. 0.9 (1.0 = off)"),
-        (lo.label_smoothing == 1.0 or loss.smoothable,
-         f"--label-smoothing applies to minimax, ns and lsgan, not --loss {lo.loss}"),
-        (not (loss.gradient_penalty and m.d_norm == "batch"),
-         "--loss wgan-gp with --d-norm batch: the gradient penalty needs per-sample critic "
-         "outputs; use --d-norm none"),
+        (
+            0.5 < lo.label_smoothing <= 1.0,
+            f"--label-smoothing {lo.label_smoothing}: expected the real-image target in (0.5, 1], "
+            f"e.g. 0.9 (1.0 = off)",
+        ),
+        (
+            lo.label_smoothing == 1.0 or loss.smoothable,
+            f"--label-smoothing applies to minimax, ns and lsgan, not --loss {lo.loss}",
+        ),
+        (
+            not (loss.gradient_penalty and m.d_norm == "batch"),
+            "--loss wgan-gp with --d-norm batch: the gradient penalty needs per-sample critic "
+            "outputs; use --d-norm none",
+        ),
         (lo.gp_weight >= 0 and lo.r1 >= 0, "--gp-weight and --r1 must not be negative"),
         (lo.weight_clip > 0, f"--weight-clip {lo.weight_clip}: must be positive"),
         (t.batch_size >= 1, f"--batch-size {t.batch_size}: must be at least 1"),
         (t.g_steps >= 1 and t.d_steps >= 1, "--g-steps and --d-steps must be at least 1"),
         (t.lr_g > 0 and t.lr_d > 0, "--lr-g and --lr-d must be positive"),
-        (len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas),
-         f"--betas {t.betas}: expected two numbers in [0, 1)"),
-        (t.instance_noise >= 0 and t.grad_clip >= 0 and t.ema_kimg >= 0,
-         "--instance-noise, --grad-clip and --ema-kimg must not be negative"),
+        (
+            len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas),
+            f"--betas {t.betas}: expected two numbers in [0, 1)",
+        ),
+        (
+            min(t.instance_noise, t.noise_kimg, t.grad_clip, t.ema_kimg, t.ema_rampup) >= 0,
+            "--instance-noise, --noise-kimg, --grad-clip, --ema-kimg and --ema-rampup must not "
+            "be negative",
+        ),
         (min(t.epochs, t.steps, t.kimg, t.max_time) >= 0, "budgets must not be negative"),
-        (any((t.epochs, t.steps, t.kimg, t.max_time)),
-         "no budget: give --epochs, --steps, --kimg or --max-time"),
+        (
+            any((t.epochs, t.steps, t.kimg, t.max_time)),
+            "no budget: give --epochs, --steps, --kimg or --max-time",
+        ),
         (t.threads >= 0, f"--threads {t.threads}: must not be negative"),
         (cfg.log.log_every >= 1, f"--log-every {cfg.log.log_every}: must be at least 1"),
         (cfg.log.grid_seeds >= 1, f"--grid-seeds {cfg.log.grid_seeds}: must be at least 1"),
-        (min(cfg.log.sample_every, cfg.log.ckpt_every, cfg.log.keep) >= 0,
-         "--sample-every, --ckpt-every and --keep must not be negative"),
+        (
+            min(cfg.log.sample_every, cfg.log.ckpt_every, cfg.log.keep) >= 0,
+            "--sample-every, --ckpt-every and --keep must not be negative",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -130,9 +149,15 @@ def _planned_steps(cfg: RunConfig, n_data: int) -> int | None:
 class Trainer:
     """Holds the models, optimisers and state of one run; `run()` trains until a budget ends."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, resume: bool = False,
-                 data_env: str | None = None, stop: StopFlag | None = None,
-                 override: bool = False):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        run_dir: Path,
+        resume: bool = False,
+        data_env: str | None = None,
+        stop: StopFlag | None = None,
+        override: bool = False,
+    ):
         validate(cfg)
         self.cfg, self.run_dir, self.stop = cfg, Path(run_dir), stop or StopFlag()
         t = cfg.train
@@ -143,24 +168,37 @@ class Trainer:
 
         resolution = MODELS.get(cfg.model.model).resolution
         self.data: ImageDataset = load_dataset(
-            cfg.data.data, cfg.data.split, cfg.data.subset, t.seed, resolution, data_env,
+            cfg.data.data,
+            cfg.data.split,
+            cfg.data.subset,
+            t.seed,
+            resolution,
+            data_env,
             cfg.data.class_names,
         )
         torch.manual_seed(t.seed)
         n_classes = self.data.n_classes
         m = cfg.model
-        self.G = build_generator(m.model, m.z_dim, n_classes, m.cond, m.width, m.embed_dim).to(self.device)
-        self.D = build_discriminator(m.model, n_classes, m.cond, m.width, m.d_norm,
-                                     m.spectral_norm).to(self.device)
+        self.G = build_generator(m.model, m.z_dim, n_classes, m.cond, m.width, m.embed_dim).to(
+            self.device
+        )
+        self.D = build_discriminator(
+            m.model, n_classes, m.cond, m.width, m.d_norm, m.spectral_norm
+        ).to(self.device)
         self.ema = EMA(self.G, t.ema_kimg, t.ema_rampup) if t.ema_kimg > 0 else None
         adam = dict(betas=tuple(t.betas), foreach=True)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, **adam)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, **adam)
         self.loss: GANLoss = LOSSES.get(cfg.loss.loss)
-        self.batcher = Batcher(self.data.images, self.data.labels, t.batch_size, t.seed, self.device)
+        self.batcher = Batcher(
+            self.data.images, self.data.labels, t.batch_size, t.seed, self.device
+        )
         self.gen = torch.Generator(device=self.device).manual_seed(t.seed + 1)
         self.step, self.nimg = 0, 0
         self.planned_nimg = _planned_nimg(cfg, len(self.data))
+        # the instance-noise schedule is fixed at the start, so a resume with a new budget
+        # keeps the schedule the run began with
+        self.noise_nimg = t.noise_kimg * 1000 if t.noise_kimg else self.planned_nimg
         if resume_state is not None:
             self._load_state(resume_state)
         self.resumed_from = resume_state["step"] if resume_state is not None else None
@@ -210,6 +248,7 @@ class Trainer:
             "class_names": list(self.data.class_names),
             "resolution": self.data.image_size,
             "data_checksum": self.data.checksum,
+            "noise_nimg": self.noise_nimg or 0,
         }
 
     def _load_state(self, state: dict) -> None:
@@ -226,12 +265,15 @@ class Trainer:
             self.opt_G.load_state_dict(state["opt_G"])
             self.opt_D.load_state_dict(state["opt_D"])
         except (RuntimeError, ValueError, KeyError) as e:
-            raise FashionGANError(f"--resume: checkpoint does not fit this model: "
-                                  f"{str(e).splitlines()[0][:200]}") from None
+            raise FashionGANError(
+                f"--resume: checkpoint does not fit this model: {str(e).splitlines()[0][:200]}"
+            ) from None
         self.batcher.load_state_dict(state["batcher"])
         self.gen.set_state(state["rng"]["train"])
         torch.set_rng_state(state["rng"]["torch"])
         self.step, self.nimg = int(state["step"]), int(state["nimg"])
+        if not self.cfg.train.noise_kimg and state.get("noise_nimg"):
+            self.noise_nimg = state["noise_nimg"]
 
     def save(self, name: str) -> Path:
         ckpt_dir = self.run_dir / "checkpoints"
@@ -252,9 +294,16 @@ class Trainer:
             G = self.ema.G_ema
         else:
             G = self.G
-        return LoadedGenerator(G, self.data.class_names, self.cfg.model.z_dim,
-                               self.cfg.model.cond != "none", self.data.image_size, self.step,
-                               to_dict(self.cfg), self.device)
+        return LoadedGenerator(
+            G,
+            self.data.class_names,
+            self.cfg.model.z_dim,
+            self.cfg.model.cond != "none",
+            self.data.image_size,
+            self.step,
+            to_dict(self.cfg),
+            self.device,
+        )
 
     def write_grid(self) -> Path:
         was_training = self.G.training
@@ -270,9 +319,9 @@ class Trainer:
     # --- one step ------------------------------------------------------------------------
     def _noise_std(self) -> float:
         t = self.cfg.train
-        if not t.instance_noise or not self.planned_nimg:
+        if not t.instance_noise or not self.noise_nimg:
             return 0.0
-        return t.instance_noise * max(0.0, 1.0 - self.nimg / self.planned_nimg)
+        return t.instance_noise * max(0.0, 1.0 - self.nimg / self.noise_nimg)
 
     def _noisy(self, x: torch.Tensor, std: float) -> torch.Tensor:
         if std == 0.0:
@@ -328,10 +377,15 @@ class Trainer:
 
         with torch.no_grad():
             act = torch.sigmoid if loss.probabilistic else (lambda v: v)
-            for key, value in (("loss_d", d_loss), ("loss_g", g_loss), ("penalty", penalty),
-                               ("d_real", act(real_logits).mean()),
-                               ("d_fake", act(fake_logits).mean()),
-                               ("grad_norm_d", grad_d), ("grad_norm_g", grad_g)):
+            for key, value in (
+                ("loss_d", d_loss),
+                ("loss_g", g_loss),
+                ("penalty", penalty),
+                ("d_real", act(real_logits).mean()),
+                ("d_fake", act(fake_logits).mean()),
+                ("grad_norm_d", grad_d),
+                ("grad_norm_g", grad_g),
+            ):
                 acc[key] += value.detach().float()
 
     # --- the run -----------------------------------------------------------------------
@@ -342,8 +396,9 @@ class Trainer:
         cfg, t, log = self.cfg, self.cfg.train, self.cfg.log
         for sub in ("checkpoints", "samples", "plots"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.run_dir / "config.json",
-                           (json.dumps(to_dict(cfg), indent=2) + "\n").encode())
+        atomic_write_bytes(
+            self.run_dir / "config.json", (json.dumps(to_dict(cfg), indent=2) + "\n").encode()
+        )
         planned = _planned_steps(cfg, len(self.data))
         if t.steps:
             planned = min(planned or t.steps, t.steps)
@@ -384,25 +439,35 @@ class Trainer:
                 if stopped_by:
                     break
                 if (log.sample_every and self.step % log.sample_every == 0) or (
-                        not log.sample_every and epoch_ended):
+                    not log.sample_every and epoch_ended
+                ):
                     self.write_grid()
                     plot_training(mon.records, self.run_dir / "plots")
                 if (log.ckpt_every and self.step % log.ckpt_every == 0) or (
-                        not log.ckpt_every and epoch_ended):
+                    not log.ckpt_every and epoch_ended
+                ):
                     self.save(f"ckpt-{self.step:07d}.pt")
         finally:
             mon.bar.close()
         seconds = time.monotonic() - start
         if n_acc:
             now = time.perf_counter()
-            mon.record(self._log_row(acc, n_acc, (self.nimg - tick_nimg) / max(now - tick_time, 1e-9)))
+            mon.record(
+                self._log_row(acc, n_acc, (self.nimg - tick_nimg) / max(now - tick_time, 1e-9))
+            )
         grid = self.write_grid()
         plot_training(mon.records, self.run_dir / "plots")
         self.save(f"ckpt-{self.step:07d}.pt")
-        final = self.save("final.pt") if stopped_by != "interrupt" else self.run_dir / "checkpoints" / "latest.pt"
+        final = (
+            self.save("final.pt")
+            if stopped_by != "interrupt"
+            else self.run_dir / "checkpoints" / "latest.pt"
+        )
         write_progress_gif(self.run_dir / "samples")
-        mon.print(f"stopped by {stopped_by} at step {self.step} ({self.nimg / 1000:.1f} kimg) "
-                  f"after {seconds:.1f} s; final grid {grid}")
+        mon.print(
+            f"stopped by {stopped_by} at step {self.step} ({self.nimg / 1000:.1f} kimg) "
+            f"after {seconds:.1f} s; final grid {grid}"
+        )
         mon.close()
         return RunResult(self.run_dir, final, self.step, self.nimg, seconds, stopped_by)
 
@@ -421,8 +486,13 @@ class Trainer:
         return ""
 
     def _log_row(self, acc: dict, n: int, img_per_s: float) -> dict:
-        row = {"step": self.step, "epoch": round(self.nimg / (self.batcher.batches_per_epoch * self.cfg.train.batch_size), 4),
-               "kimg": round(self.nimg / 1000, 3)}
+        row = {
+            "step": self.step,
+            "epoch": round(
+                self.nimg / (self.batcher.batches_per_epoch * self.cfg.train.batch_size), 4
+            ),
+            "kimg": round(self.nimg / 1000, 3),
+        }
         row.update({k: v.item() / n for k, v in acc.items()})  # the only host syncs
         row["lr_g"] = self.opt_G.param_groups[0]["lr"]
         row["lr_d"] = self.opt_D.param_groups[0]["lr"]
@@ -435,17 +505,21 @@ class Trainer:
         head = f"epoch {self.epochs_done():3d} | step {self.step:7d} | {self.nimg / 1000:8.1f} kimg"
         if r is None:
             return f"{head} | {seconds:.1f} s"
-        return (f"{head} | D {r['loss_d']:.3f} G {r['loss_g']:.3f} | D(x) {r['d_real']:.3f} "
-                f"D(G(z)) {r['d_fake']:.3f} | |∇D| {r['grad_norm_d']:.2f} |∇G| {r['grad_norm_g']:.2f}"
-                f" | {r['img_per_s']:.0f} img/s | {seconds:.1f} s")
+        return (
+            f"{head} | D {r['loss_d']:.3f} G {r['loss_g']:.3f} | D(x) {r['d_real']:.3f} "
+            f"D(G(z)) {r['d_fake']:.3f} | |∇D| {r['grad_norm_d']:.2f} |∇G| {r['grad_norm_g']:.2f}"
+            f" | {r['img_per_s']:.0f} img/s | {seconds:.1f} s"
+        )
 
     def describe(self) -> str:
         c = self.cfg
-        return (f"fashiongan {__version__} | {c.model.model} cond={c.model.cond} loss={c.loss.loss} "
-                f"| G {count_params(self.G) / 1e6:.2f}M D {count_params(self.D) / 1e6:.2f}M params "
-                f"| data {self.data.source} ({len(self.data)} images, {self.data.image_size}px) "
-                f"| {self.device} | {self.run_dir}"
-                + (f" | resumed at step {self.step}" if self.resumed_from is not None else ""))
+        return (
+            f"fashiongan {__version__} | {c.model.model} cond={c.model.cond} loss={c.loss.loss} "
+            f"| G {count_params(self.G) / 1e6:.2f}M D {count_params(self.D) / 1e6:.2f}M params "
+            f"| data {self.data.source} ({len(self.data)} images, {self.data.image_size}px) "
+            f"| {self.device} | {self.run_dir}"
+            + (f" | resumed at step {self.step}" if self.resumed_from is not None else "")
+        )
 
 
 def write_progress_gif(samples_dir: Path) -> Path | None:
@@ -459,12 +533,22 @@ def write_progress_gif(samples_dir: Path) -> Path | None:
         return None
     frames = [Image.open(p).convert("L") for p in grids]
     out = samples_dir / "progress.gif"
-    atomic_save(out, lambda f: frames[0].save(f, format="GIF", save_all=True,
-                                              append_images=frames[1:], duration=400, loop=0))
+    atomic_save(
+        out,
+        lambda f: frames[0].save(
+            f, format="GIF", save_all=True, append_images=frames[1:], duration=400, loop=0
+        ),
+    )
     return out
 
 
-def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False, data_env: str | None = None,
-          stop: StopFlag | None = None, override: bool = False) -> RunResult:
+def train(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    data_env: str | None = None,
+    stop: StopFlag | None = None,
+    override: bool = False,
+) -> RunResult:
     """Train (or resume) a run in `run_dir`; see RunConfig for every setting."""
     return Trainer(cfg, Path(run_dir), resume, data_env, stop, override).run()

@@ -12,8 +12,14 @@ class Monitor:
     """Appends one JSON object per log tick to metrics.jsonl and mirrors console lines to
     log.txt. On resume, rows after the checkpoint's step are dropped so no step appears twice."""
 
-    def __init__(self, run_dir: Path, total: int | None, initial: int, progress: bool,
-                 resume_step: int | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        total: int | None,
+        initial: int,
+        progress: bool,
+        resume_step: int | None = None,
+    ):
         self.metrics_path = run_dir / "metrics.jsonl"
         self.records: list[dict] = []
         if resume_step is not None and self.metrics_path.exists():
@@ -23,8 +29,15 @@ class Monitor:
             os.replace(tmp, self.metrics_path)
         self._metrics = open(self.metrics_path, "a", encoding="utf-8")
         self._log = open(run_dir / "log.txt", "a", encoding="utf-8")
-        self.bar = tqdm(total=total, initial=initial, unit="step", disable=not progress,
-                        dynamic_ncols=True, file=sys.stderr, leave=False)
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            unit="step",
+            disable=not progress,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            leave=False,
+        )
 
     def record(self, row: dict) -> None:
         self.records.append(row)

@@ -1,0 +1,90 @@
+"""Model registry, shapes, conditioning, init and spectral norm."""
+
+import pytest
+import torch
+
+from fashiongan.errors import FashionGANError
+from fashiongan.models import CONDITIONINGS, MODELS, build_discriminator, build_generator
+
+
+@pytest.mark.parametrize("model", ["dcgan28", "dcgan64"])
+@pytest.mark.parametrize("cond", CONDITIONINGS)
+def test_shapes_and_range(model, cond):
+    torch.manual_seed(0)
+    G = build_generator(model, 16, 10, cond, 0.25, 8)
+    D = build_discriminator(model, 10, cond, 0.25, "batch", spectral_norm=False)
+    res = MODELS.get(model).resolution
+    z, y = torch.randn(5, 16), torch.tensor([0, 1, 2, 8, 9])
+    x = G(z, y)
+    assert x.shape == (5, 1, res, res) and x.dtype == torch.float32
+    assert x.min() >= -1 and x.max() <= 1
+    out = D(x, y)
+    assert out.shape == (5,)
+
+
+@pytest.mark.parametrize("cond", ["concat", "projection"])
+def test_conditioning_changes_outputs(cond):
+    torch.manual_seed(0)
+    G = build_generator("dcgan28", 16, 10, cond, 0.25, 8).eval()
+    D = build_discriminator("dcgan28", 10, cond, 0.25, "none", False)
+    if cond == "projection":  # CBN starts as plain BN; give it class-specific affine terms
+        with torch.no_grad():
+            for m in G.modules():
+                if hasattr(m, "scale"):
+                    m.scale.weight.normal_(1, 0.5)
+    z = torch.randn(1, 16).repeat(2, 1)
+    y = torch.tensor([3, 7])
+    x = G(z, y)
+    assert not torch.allclose(x[0], x[1])
+    assert not torch.allclose(D(x[:1].repeat(2, 1, 1, 1), y)[0], D(x[:1].repeat(2, 1, 1, 1), y)[1])
+
+
+def test_soft_labels_equal_hard_labels_for_one_hot():
+    torch.manual_seed(0)
+    for cond in ("concat", "projection"):
+        G = build_generator("dcgan28", 16, 10, cond, 0.25, 8).eval()
+        z, y = torch.randn(3, 16), torch.tensor([1, 4, 9])
+        assert torch.allclose(G(z, y), G(z, torch.eye(10)[y]), atol=1e-6)
+
+
+def test_unconditional_ignores_labels():
+    torch.manual_seed(0)
+    G = build_generator("dcgan28", 16, 10, "none", 0.25, 8).eval()
+    z = torch.randn(2, 16)
+    assert torch.equal(G(z, torch.tensor([0, 1])), G(z, None))
+
+
+def test_dcgan_init_and_param_counts():
+    torch.manual_seed(0)
+    G = build_generator("dcgan64", 100, 10, "none", 1.0, 8)
+    assert abs(G.fc.weight.std().item() - 0.02) < 0.002
+    assert G.fc.weight.shape[0] == 512 * 4 * 4  # 512 maps at 4×4, as in DCGAN
+    assert [m.out_channels for m in G.ups] == [256, 128, 64]
+    D = build_discriminator("dcgan64", 10, "none", 1.0, "batch", False)
+    assert [c.out_channels for c in D.convs] == [64, 128, 256, 512]
+    assert isinstance(D.norms[0], torch.nn.Identity) and isinstance(
+        D.norms[1], torch.nn.BatchNorm2d
+    )
+
+
+def test_spectral_norm_bounds_layers():
+    torch.manual_seed(0)
+    D = build_discriminator("dcgan28", 10, "projection", 0.25, "none", spectral_norm=True)
+    D.train()
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(10, (8,))
+    for _ in range(30):  # power iterations converge
+        D(x, y)
+    w = D.fc.weight
+    assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, rel=0.05)
+    assert any("parametrizations" in name for name, _ in D.named_parameters())
+
+
+def test_unknown_names():
+    with pytest.raises(
+        FashionGANError, match="unknown model 'dcgan32'; choose one of: dcgan28, dcgan64"
+    ):
+        build_generator("dcgan32", 16, 10, "none", 1.0, 8)
+    with pytest.raises(FashionGANError, match="unknown conditioning"):
+        build_generator("dcgan28", 16, 10, "acgan", 1.0, 8)
+    with pytest.raises(FashionGANError, match="--d-norm"):
+        build_discriminator("dcgan28", 10, "none", 1.0, "layer", False)

@@ -1,0 +1,276 @@
+"""The training loop: determinism, exact resume, every recipe combination, budgets, stopping."""
+
+import json
+
+import pytest
+import torch
+
+from fashiongan.config import RunConfig, from_dict, load_preset, preset_names
+from fashiongan.errors import FashionGANError
+from fashiongan.losses import LOSSES
+from fashiongan.models import CONDITIONINGS, MODELS
+from fashiongan.training.checkpoint import load_checkpoint
+from fashiongan.training.ema import EMA
+from fashiongan.training.loop import StopFlag, Trainer, train, validate
+from fashiongan.training.monitor import read_metrics
+
+
+def tiny(idx_dir, **train) -> RunConfig:
+    cfg = RunConfig()
+    cfg.data.data = str(idx_dir)
+    cfg.model.width = 0.25
+    cfg.model.z_dim = 16
+    cfg.train.batch_size = 16
+    cfg.train.epochs = 0
+    cfg.train.ema_kimg = 0.1
+    cfg.log.log_every = 2
+    cfg.log.progress = False
+    cfg.log.grid_seeds = 3
+    for k, v in train.items():
+        setattr(cfg.train, k, v)
+    return cfg
+
+
+def weights(path):
+    state = load_checkpoint(path)
+    return {f"{part}.{k}": v for part in ("G", "D", "G_ema") for k, v in state[part].items()}
+
+
+def assert_same(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_same_seed_same_weights(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=6)
+    a = train(cfg, tmp_path / "a")
+    b = train(cfg, tmp_path / "b")
+    assert_same(weights(a.final_checkpoint), weights(b.final_checkpoint))
+    cfg.train.seed = 1
+    c = train(cfg, tmp_path / "c")
+    assert not torch.equal(
+        weights(a.final_checkpoint)["G.fc.weight"], weights(c.final_checkpoint)["G.fc.weight"]
+    )
+
+
+def stop_at(trainer: Trainer, step: int) -> Trainer:
+    """Make `trainer` behave as if Ctrl-C arrived during step `step`."""
+    original = trainer.train_step
+
+    def step_then_stop(acc):
+        original(acc)
+        if trainer.step == step:
+            trainer.stop.requested = True
+
+    trainer.train_step = step_then_stop
+    return trainer
+
+
+@pytest.mark.parametrize("loss", ["ns", "wgan-gp"])
+def test_resume_reproduces_uninterrupted_run(idx_dir, tmp_path, loss):
+    # 200 images / batch 16 = 12 batches per epoch: the cut at step 7 is mid-epoch
+    cfg = tiny(idx_dir, steps=16)
+    cfg.loss.loss = loss
+    cfg.train.instance_noise = 0.1 if loss == "ns" else 0.0
+    cfg.model.spectral_norm = loss == "wgan-gp"
+    full = train(cfg, tmp_path / "full")
+    cut = stop_at(Trainer(cfg, tmp_path / "cut"), 7).run()
+    assert cut.stopped_by == "interrupt" and cut.step == 7
+    resumed = train(cfg, tmp_path / "cut", resume=True)
+    assert resumed.step == full.step == 16
+    assert_same(weights(full.final_checkpoint), weights(resumed.final_checkpoint))
+    a, b = load_checkpoint(full.final_checkpoint), load_checkpoint(resumed.final_checkpoint)
+    assert torch.equal(a["rng"]["train"], b["rng"]["train"])
+    assert a["opt_G"]["state"][0]["exp_avg"].equal(b["opt_G"]["state"][0]["exp_avg"])
+    # the interrupted run adds a row for its partial window (step 7); otherwise the same rows
+    cut_rows = {r["step"]: r for r in read_metrics(tmp_path / "cut" / "metrics.jsonl")}
+    full_rows = {r["step"]: r for r in read_metrics(tmp_path / "full" / "metrics.jsonl")}
+    steps = [r["step"] for r in read_metrics(tmp_path / "cut" / "metrics.jsonl")]
+    assert steps == sorted(set(steps)) and set(steps) == set(full_rows) | {7}
+    for step in (2, 4, 6, 10, 16):
+        assert cut_rows[step]["loss_d"] == full_rows[step]["loss_d"]
+
+
+def test_resume_keeps_the_noise_schedule(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=4)
+    cfg.train.instance_noise = 0.2
+    train(cfg, tmp_path / "r")
+    cfg.train.steps = 40
+    trainer = Trainer(cfg, tmp_path / "r", resume=True)
+    assert trainer.noise_nimg == 4 * 16 and trainer._noise_std() == 0.0
+
+
+def test_resume_refuses_changed_settings(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=2)
+    train(cfg, tmp_path / "r")
+    cfg.loss.loss = "hinge"
+    cfg.train.steps = 4
+    with pytest.raises(
+        FashionGANError, match="loss.loss: 'ns' in the run, 'hinge' now.*--override"
+    ):
+        train(cfg, tmp_path / "r", resume=True)
+    result = train(cfg, tmp_path / "r", resume=True, override=True)
+    assert result.step == 4
+
+
+def test_resume_falls_back_from_corrupt_latest(idx_dir, tmp_path, capsys):
+    cfg = tiny(idx_dir, steps=4)
+    cfg.log.ckpt_every = 2
+    train(cfg, tmp_path / "r")
+    (tmp_path / "r" / "checkpoints" / "latest.pt").write_bytes(b"torn")
+    cfg.train.steps = 6
+    assert train(cfg, tmp_path / "r", resume=True).step == 6
+    assert "resuming from ckpt-0000004.pt instead" in capsys.readouterr().out
+
+
+COMBOS = [(m, c, lo) for m in MODELS.names() for c in CONDITIONINGS for lo in LOSSES.names()]
+
+
+@pytest.mark.parametrize("model, cond, loss", COMBOS)
+def test_every_combination_trains(idx_dir, tmp_path, model, cond, loss):
+    cfg = tiny(idx_dir, steps=2)
+    cfg.model.model, cfg.model.cond, cfg.loss.loss = model, cond, loss
+    cfg.model.width = 0.125
+    cfg.log.log_every = 1
+    trainer = Trainer(cfg, tmp_path / "r")
+    before = trainer.G.fc.weight.clone()
+    result = trainer.run()
+    rows = read_metrics(tmp_path / "r" / "metrics.jsonl")
+    assert result.step == 2 and [r["step"] for r in rows] == [1, 2]
+    assert all(torch.isfinite(torch.tensor(r["loss_d"])) for r in rows)
+    assert not torch.equal(before, trainer.G.fc.weight)
+    if loss == "wgan":
+        assert all(p.abs().max() <= 0.01 + 1e-7 for p in trainer.D.parameters())
+    if loss == "wgan-gp":
+        assert rows[-1]["penalty"] > 0
+
+
+def test_stabilisers_change_training(idx_dir, tmp_path):
+    base = tiny(idx_dir, steps=3)
+    ref = weights(train(base, tmp_path / "ref").final_checkpoint)["G.fc.weight"]
+    variants = {
+        "smoothing": lambda c: setattr(c.loss, "label_smoothing", 0.9),
+        "noise": lambda c: setattr(c.train, "instance_noise", 0.2),
+        "r1": lambda c: setattr(c.loss, "r1", 1.0),
+        "clip": lambda c: setattr(c.train, "grad_clip", 0.01),
+        "sn": lambda c: setattr(c.model, "spectral_norm", True),
+        "steps": lambda c: setattr(c.train, "d_steps", 2),
+        "lr": lambda c: setattr(c.train, "lr_d", 1e-3),
+    }
+    for name, change in variants.items():
+        cfg = tiny(idx_dir, steps=3)
+        change(cfg)
+        got = weights(train(cfg, tmp_path / name).final_checkpoint)["G.fc.weight"]
+        assert not torch.equal(got, ref), name
+
+
+def test_g_and_d_step_ratio_counts(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=3)
+    cfg.train.d_steps, cfg.train.g_steps = 3, 2
+    trainer = Trainer(cfg, tmp_path / "r")
+    trainer.run()
+    assert trainer.nimg == 3 * 3 * 16
+    assert trainer.opt_D.state_dict()["state"][0]["step"].item() == 9
+    assert trainer.opt_G.state_dict()["state"][0]["step"].item() == 6
+
+
+def test_instance_noise_anneals_linearly(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=10)
+    cfg.train.instance_noise = 0.5
+    trainer = Trainer(cfg, tmp_path / "r")
+    assert trainer.noise_nimg == 160 and trainer._noise_std() == 0.5
+    trainer.nimg = 80
+    assert trainer._noise_std() == pytest.approx(0.25)
+    trainer.nimg = 200
+    assert trainer._noise_std() == 0.0
+
+
+def test_ema_half_life():
+    G = torch.nn.Linear(2, 2)
+    ema = EMA(G, half_life_kimg=1.0, rampup=0.0)
+    assert ema.beta(batch_size=1000, nimg=10**6) == pytest.approx(0.5)
+    ramped = EMA(G, half_life_kimg=10.0, rampup=0.05)
+    assert ramped.beta(100, 2000) == pytest.approx(0.5)  # half-life capped at 5% of 2 kimg
+    with torch.no_grad():
+        G.weight.fill_(1.0)
+        ema.G_ema.weight.fill_(0.0)
+    ema.update(G, 1000, 10**6)
+    assert torch.allclose(ema.G_ema.weight, torch.full((2, 2), 0.5))
+
+
+@pytest.mark.parametrize(
+    "budget, expected",
+    [("steps", "steps"), ("kimg", "kimg"), ("epochs", "epochs"), ("max_time", "max-time")],
+)
+def test_budgets(idx_dir, tmp_path, budget, expected):
+    cfg = tiny(idx_dir)
+    setattr(cfg.train, budget, {"steps": 3, "kimg": 0.1, "epochs": 1, "max_time": 0.5}[budget])
+    result = train(cfg, tmp_path / "r")
+    assert result.stopped_by == expected
+    assert (tmp_path / "r" / "checkpoints" / "final.pt").is_file()
+    assert list((tmp_path / "r" / "samples").glob("grid-*.png"))
+    assert (tmp_path / "r" / "samples" / "progress.gif").is_file()
+    assert (tmp_path / "r" / "plots" / "training.png").is_file()
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"][budget] > 0
+    if budget == "epochs":
+        assert result.step == 12
+
+
+def test_stop_flag_checkpoints_and_resumes(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=100)
+    result = stop_at(Trainer(cfg, tmp_path / "r", stop=StopFlag()), 3).run()
+    assert result.stopped_by == "interrupt" and result.step == 3
+    assert not (tmp_path / "r" / "checkpoints" / "final.pt").exists()
+    assert load_checkpoint(tmp_path / "r" / "checkpoints" / "latest.pt")["step"] == 3
+    cfg.train.steps = 5
+    assert train(cfg, tmp_path / "r", resume=True).step == 5
+
+
+def test_nan_stops_with_a_clear_message(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=10)
+    cfg.train.lr_d = 1e30
+    cfg.train.lr_g = 1e30
+    with pytest.raises(FashionGANError, match="became NaN/Inf.*last good checkpoint"):
+        train(cfg, tmp_path / "r")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: setattr(c.loss, "label_smoothing", 0.1), "expected the real-image target"),
+        (
+            lambda c: (setattr(c.loss, "loss", "hinge"), setattr(c.loss, "label_smoothing", 0.9)),
+            "applies to minimax, ns and lsgan",
+        ),
+        (
+            lambda c: (setattr(c.loss, "loss", "wgan-gp"), setattr(c.model, "d_norm", "batch")),
+            "per-sample critic",
+        ),
+        (lambda c: setattr(c.train, "batch_size", 0), "--batch-size 0"),
+        (lambda c: setattr(c.train, "betas", (0.5, 1.5)), "--betas"),
+        (lambda c: setattr(c.train, "epochs", 0), "no budget"),
+        (lambda c: setattr(c.model, "model", "resnet"), "unknown model"),
+        (lambda c: setattr(c.train, "d_steps", 0), "--d-steps"),
+    ],
+)
+def test_validation(change, message):
+    cfg = RunConfig()
+    change(cfg)
+    with pytest.raises(FashionGANError, match=message):
+        validate(cfg)
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_presets_load_and_train(preset, idx_dir, tmp_path):
+    cfg = from_dict(load_preset(preset))
+    validate(cfg)
+    cfg.data.data = str(idx_dir)
+    cfg.model.width = 0.125
+    cfg.train.batch_size, cfg.train.steps, cfg.log.progress = 16, 2, False
+    assert train(cfg, tmp_path / preset).step == 2
+
+
+def test_from_dict_rejects_unknown_keys():
+    with pytest.raises(FashionGANError, match="unknown key train.lr"):
+        from_dict({"train": {"lr": 1}})
