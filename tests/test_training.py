@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
+from fashiongan.checkpoint import load_checkpoint
 from fashiongan.config import RunConfig, from_dict, load_preset, preset_names
 from fashiongan.errors import FashionGANError
 from fashiongan.losses import LOSSES
 from fashiongan.models import CONDITIONINGS, MODELS
-from fashiongan.training.checkpoint import load_checkpoint
 from fashiongan.training.ema import EMA
 from fashiongan.training.loop import StopFlag, Trainer, train, validate
 from fashiongan.training.monitor import read_metrics
@@ -235,6 +235,26 @@ def test_nan_stops_with_a_clear_message(idx_dir, tmp_path):
         train(cfg, tmp_path / "r")
 
 
+def test_broken_weights_never_replace_a_good_checkpoint(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=2)
+    cfg.log.log_every = 1000  # no log tick: only the checkpoint guard can catch it
+    cfg.log.ckpt_every = 1
+    trainer = Trainer(cfg, tmp_path / "r")
+    original = trainer.train_step
+
+    def poison_after_first(acc):
+        original(acc)
+        if trainer.step == 2:
+            with torch.no_grad():
+                trainer.G.fc.weight[0, 0] = float("nan")
+
+    trainer.train_step = poison_after_first
+    with pytest.raises(FashionGANError, match="the weights of G became NaN/Inf"):
+        trainer.run()
+    good = load_checkpoint(tmp_path / "r" / "checkpoints" / "latest.pt")
+    assert good["step"] == 1 and torch.isfinite(good["G"]["fc.weight"]).all()
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -259,6 +279,12 @@ def test_validation(change, message):
     change(cfg)
     with pytest.raises(FashionGANError, match=message):
         validate(cfg)
+
+
+def test_reproduction_presets_keep_their_classic_sizes():
+    assert from_dict(load_preset("dcgan64")).model.width == 1.0  # 512-256-128-64 maps
+    assert from_dict(load_preset("cdcgan-bce")).model.width == 1.0  # 128·7·7 → 64 → 1
+    assert from_dict(load_preset("default")) == RunConfig()
 
 
 @pytest.mark.parametrize("preset", preset_names())

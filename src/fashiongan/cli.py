@@ -108,9 +108,21 @@ def _train_parser(sub) -> None:
     add_config_flags(p)
 
 
+def _add_generator_args(p: argparse.ArgumentParser, class_help: str) -> None:
+    """What generate and interpolate share: the model to load and the classes to use."""
+    p.add_argument("source", help="run directory or checkpoint file")
+    p.add_argument("--class", dest="classes", action="append", metavar="CLASS", help=class_help)
+    p.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="use the EMA generator when the checkpoint has one (default: yes)",
+    )
+
+
 def _generate_parser(sub) -> None:
     p = sub.add_parser("generate", help="sample images into a grid or a data set")
-    p.add_argument("source", help="run directory or checkpoint file")
+    _add_generator_args(p, "class name or id; repeat for several (default: all classes)")
     p.add_argument("--out", required=True, help="output file (.png, .npz, .csv) or directory")
     p.add_argument(
         "--format",
@@ -118,21 +130,8 @@ def _generate_parser(sub) -> None:
         "(default: from --out's extension)",
     )
     p.add_argument("--num-samples", type=int, default=100, help="images in all (default: 100)")
-    p.add_argument(
-        "--class",
-        dest="classes",
-        action="append",
-        metavar="CLASS",
-        help="class name or id; repeat for several (default: all classes)",
-    )
     p.add_argument("--per-class", type=int, help="images per class (overrides --num-samples)")
     p.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
-    p.add_argument(
-        "--ema",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="use the EMA generator when the checkpoint has one (default: yes)",
-    )
     p.add_argument("--batch-size", type=int, default=1000, help="generation batch (default: 1000)")
     p.add_argument("--size", type=int, help="resize outputs to SIZE×SIZE (e.g. 28 for dcgan64)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
@@ -140,7 +139,9 @@ def _generate_parser(sub) -> None:
 
 def _interpolate_parser(sub) -> None:
     p = sub.add_parser("interpolate", help="latent walks between seeds or classes")
-    p.add_argument("source", help="run directory or checkpoint file")
+    _add_generator_args(
+        p, "one: walk within this class; two or more: walk across them with z fixed"
+    )
     p.add_argument("--out", required=True, help="walk.png (strip, a row per walk) or walk.gif")
     p.add_argument(
         "--seeds",
@@ -149,13 +150,6 @@ def _interpolate_parser(sub) -> None:
         default=[0, 1, 2, 3],
         help="walk from each seed to the next (default: 0 1 2 3)",
     )
-    p.add_argument(
-        "--class",
-        dest="classes",
-        action="append",
-        metavar="CLASS",
-        help="one: walk within this class; two or more: walk across them, z fixed",
-    )
     p.add_argument("--steps", type=int, default=10, help="frames per walk (default: 10)")
     p.add_argument(
         "--mode",
@@ -163,7 +157,6 @@ def _interpolate_parser(sub) -> None:
         choices=["slerp", "lerp"],
         help="spherical or linear interpolation of z (default: slerp)",
     )
-    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True)
 
 
 def _download_parser(sub) -> None:

@@ -40,7 +40,7 @@ class ModelConfig:
         "projection", "conditioning on the class label", choices=("none", "concat", "projection")
     )
     z_dim: int = _f(100, "latent dimension")
-    width: float = _f(1.0, "width multiplier: base feature maps = 64 × width")
+    width: float = _f(0.5, "width multiplier: base feature maps = 64 × width")
     embed_dim: int = _f(32, "label embedding size concatenated to z (--cond concat)")
     spectral_norm: bool = _f(False, "spectral normalisation on D's layers (Miyato et al. 2018)")
     d_norm: str = _f("none", "normalisation in D after the first layer", choices=("none", "batch"))

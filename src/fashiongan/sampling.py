@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
+from fashiongan.checkpoint import load_checkpoint, resolve_checkpoint
 from fashiongan.data.csv import write_csv
 from fashiongan.data.datasets import parse_class, to_uint8
 from fashiongan.data.idx import write_idx
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_open, atomic_save
 from fashiongan.models import build_generator
-from fashiongan.training.checkpoint import load_checkpoint, resolve_checkpoint
 
 FORMATS = ("png", "pngs", "npz", "idx", "csv")
 _EXT_FORMAT = {".png": "png", ".npz": "npz", ".csv": "csv"}
@@ -294,6 +294,16 @@ def interpolation_frames(
     return torch.stack(walks)
 
 
+def save_gif(path: str | os.PathLike, frames: list[Image.Image], ms_per_frame: int) -> None:
+    """An endlessly looping animated GIF, written atomically."""
+    atomic_save(
+        path,
+        lambda f: frames[0].save(
+            f, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0
+        ),
+    )
+
+
 def save_interpolation(path: str | os.PathLike, frames: torch.Tensor, fmt: str) -> None:
     """frames W×T×H×W': PNG strip (a row per walk) or animated GIF (frame t shows every walk)."""
     w, t, h, _ = frames.shape
@@ -302,13 +312,7 @@ def save_interpolation(path: str | os.PathLike, frames: torch.Tensor, fmt: str) 
     elif fmt == "gif":
         ncol = math.ceil(math.sqrt(w))
         pics = [Image.fromarray(make_grid(frames[:, k].numpy(), ncol)) for k in range(t)]
-        pics = pics + pics[-2:0:-1]  # there and back
-        atomic_save(
-            path,
-            lambda f: pics[0].save(
-                f, format="GIF", save_all=True, append_images=pics[1:], duration=80, loop=0
-            ),
-        )
+        save_gif(path, pics + pics[-2:0:-1], ms_per_frame=80)  # there and back
     else:
         raise FashionGANError(f"unknown interpolation format {fmt!r}; choose png or gif")
 
@@ -340,7 +344,15 @@ def export(
     n = len(images)
     lab = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
     if fmt == "png":
-        save_png(out, make_grid(images, ncol))
+        grid = make_grid(images, ncol)
+        rows = lab.reshape(-1, ncol) if n % ncol == 0 else None
+        if labels is not None and rows is not None and (rows == rows[:, :1]).all():
+            # one class per row: label the rows, upscale small images as the training grids do
+            names = [class_names[c] for c in rows[:, 0]]
+            scale = 2 if images.shape[-1] <= 32 else 1
+            save_png(out, label_rows(grid, names, images.shape[-1], scale=scale))
+        else:
+            save_png(out, grid)
         return [out]
     if fmt == "npz":
 

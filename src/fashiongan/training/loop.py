@@ -12,8 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from fashiongan import __version__
+from fashiongan.checkpoint import (
+    load_checkpoint,
+    numbered_checkpoints,
+    prune_checkpoints,
+    save_checkpoint,
+)
 from fashiongan.config import RESUMABLE_CHANGES, RunConfig, diff, from_dict, to_dict
 from fashiongan.data.datasets import Batcher, ImageDataset, load_dataset
 from fashiongan.errors import FashionGANError
@@ -21,12 +28,12 @@ from fashiongan.fileio import atomic_write_bytes
 from fashiongan.losses import LOSSES, GANLoss, gradient_penalty, r1_penalty
 from fashiongan.models import MODELS, build_discriminator, build_generator, count_params
 from fashiongan.reports.plots import plot_training
-from fashiongan.sampling import LoadedGenerator, class_seed_grid, recalibrate_batchnorm, save_png
-from fashiongan.training.checkpoint import (
-    load_checkpoint,
-    numbered_checkpoints,
-    prune_checkpoints,
-    save_checkpoint,
+from fashiongan.sampling import (
+    LoadedGenerator,
+    class_seed_grid,
+    recalibrate_batchnorm,
+    save_gif,
+    save_png,
 )
 from fashiongan.training.ema import EMA
 from fashiongan.training.monitor import Monitor
@@ -275,16 +282,28 @@ class Trainer:
         if not self.cfg.train.noise_kimg and state.get("noise_nimg"):
             self.noise_nimg = state["noise_nimg"]
 
-    def save(self, name: str) -> Path:
+    def _raise_not_finite(self, what: str) -> None:
+        raise FashionGANError(
+            f"step {self.step}: {what} became NaN/Inf; the last good checkpoint is kept in "
+            f"{self.run_dir / 'checkpoints'}; try lower --lr-d/--lr-g, --grad-clip, --loss "
+            f"wgan-gp, or hinge with --spectral-norm"
+        )
+
+    def save(self, final: bool = False) -> Path:
+        """Write checkpoints/ckpt-<step>.pt and latest.pt (and final.pt), pruning old numbered
+        ones. Refuses weights that are not finite, so a good checkpoint is never replaced by a
+        broken one. Returns the numbered checkpoint's path."""
+        for net_name, net in (("G", self.G), ("D", self.D)):
+            norms = torch._foreach_norm([p.detach() for p in net.parameters()])
+            if not torch.isfinite(torch.stack(norms)).all():
+                self._raise_not_finite(f"the weights of {net_name}")
         ckpt_dir = self.run_dir / "checkpoints"
         if self.ema:
             recalibrate_batchnorm(self.ema.G_ema, self.data.n_classes, self.cfg.model.z_dim)
-        state = self.state_dict()
-        path = ckpt_dir / name
-        save_checkpoint(path, state)
-        if name.startswith("ckpt-"):
-            save_checkpoint(ckpt_dir / "latest.pt", state)
-            prune_checkpoints(ckpt_dir, self.cfg.log.keep)
+        path = ckpt_dir / f"ckpt-{self.step:07d}.pt"
+        extra = [ckpt_dir / "final.pt"] if final else []
+        save_checkpoint([path, ckpt_dir / "latest.pt", *extra], self.state_dict())
+        prune_checkpoints(ckpt_dir, self.cfg.log.keep)
         return path
 
     # --- sampling ----------------------------------------------------------------------
@@ -422,13 +441,9 @@ class Trainer:
                     mon.record(row)
                     acc = {k: torch.zeros((), device=self.device) for k in STAT_KEYS}
                     n_acc, tick_time, tick_nimg = 0, now, self.nimg
-                    if not all(math.isfinite(row[k]) for k in STAT_KEYS):
-                        bad = [k for k in STAT_KEYS if not math.isfinite(row[k])]
-                        raise FashionGANError(
-                            f"step {self.step}: {', '.join(bad)} became NaN/Inf; the last good "
-                            f"checkpoint is kept in {self.run_dir / 'checkpoints'}; try lower "
-                            f"--lr-d/--lr-g, --loss wgan-gp or hinge with --spectral-norm"
-                        )
+                    bad = [k for k in STAT_KEYS if not math.isfinite(row[k])]
+                    if bad:
+                        self._raise_not_finite(", ".join(bad))
                 epoch_ended = self.epochs_done() > last_epoch
                 stopped_by = self._budget_spent(start)
                 if epoch_ended:
@@ -446,9 +461,11 @@ class Trainer:
                 if (log.ckpt_every and self.step % log.ckpt_every == 0) or (
                     not log.ckpt_every and epoch_ended
                 ):
-                    self.save(f"ckpt-{self.step:07d}.pt")
-        finally:
-            mon.bar.close()
+                    self.save()
+        except BaseException:
+            mon.close()
+            raise
+        mon.bar.close()
         seconds = time.monotonic() - start
         if n_acc:
             now = time.perf_counter()
@@ -457,12 +474,9 @@ class Trainer:
             )
         grid = self.write_grid()
         plot_training(mon.records, self.run_dir / "plots")
-        self.save(f"ckpt-{self.step:07d}.pt")
-        final = (
-            self.save("final.pt")
-            if stopped_by != "interrupt"
-            else self.run_dir / "checkpoints" / "latest.pt"
-        )
+        interrupted = stopped_by == "interrupt"
+        self.save(final=not interrupted)
+        final = self.run_dir / "checkpoints" / ("latest.pt" if interrupted else "final.pt")
         write_progress_gif(self.run_dir / "samples")
         mon.print(
             f"stopped by {stopped_by} at step {self.step} ({self.nimg / 1000:.1f} kimg) "
@@ -524,21 +538,11 @@ class Trainer:
 
 def write_progress_gif(samples_dir: Path) -> Path | None:
     """samples/progress.gif: the fixed-noise grids in step order, one frame each."""
-    from PIL import Image
-
-    from fashiongan.fileio import atomic_save
-
     grids = sorted(samples_dir.glob("grid-*.png"))
     if not grids:
         return None
-    frames = [Image.open(p).convert("L") for p in grids]
     out = samples_dir / "progress.gif"
-    atomic_save(
-        out,
-        lambda f: frames[0].save(
-            f, format="GIF", save_all=True, append_images=frames[1:], duration=400, loop=0
-        ),
-    )
+    save_gif(out, [Image.open(p).convert("L") for p in grids], ms_per_frame=400)
     return out
 
 

@@ -20,10 +20,13 @@ CHECKPOINT_RE = re.compile(r"ckpt-(\d+)\.pt$")
 REQUIRED_KEYS = ("version", "config", "step", "G")
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+def save_checkpoint(paths: list[Path], state: dict) -> None:
+    """Serialise `state` once, fully, before touching the disk; then write it atomically to
+    each path in order."""
     buffer = io.BytesIO()
-    torch.save(state, buffer)  # serialise fully before touching the disk
-    atomic_save(path, lambda f: f.write(buffer.getbuffer()))
+    torch.save(state, buffer)
+    for path in paths:
+        atomic_save(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
