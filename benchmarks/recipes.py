@@ -54,7 +54,7 @@ def main() -> int:
                 cfg.model.model, cfg.model.cond, cfg.loss.loss = model, cond, loss
                 rows.append(run(cfg, 20, root, f"{model} {cond} {loss}"))
                 print(rows[-1], file=sys.stderr, flush=True)
-    print("| run | steps | kimg | train img/s (incl. end-of-run writes) |")
+    print("| run | steps | kimg | train img/s (incl. warm-up, excl. end-of-run writes) |")
     print("| --- | ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['name']} | {r['steps']} | {r['kimg']:.1f} | {r['img_per_s']:.0f} |")

@@ -99,6 +99,7 @@ def test_api_sample_is_seeded(runs):
         a, gen.sample(20, seed=4)
     )
     assert gen.class_names[7] == "sneaker"
+    assert not np.array_equal(gen.sample(5), gen.sample(5))  # seed=None: fresh each call
     b = gen.sample(2, labels=["sneaker", 9], seed=0)
     assert b.shape == (2, 28, 28)
     assert not np.array_equal(

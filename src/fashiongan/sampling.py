@@ -6,6 +6,7 @@ Images leave this module as uint8 N×H×W (0 = black background, as in Fashion-M
 
 import math
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,10 +139,11 @@ class LoadedGenerator:
         )
 
     def sample(
-        self, n: int, labels=None, seed: int | None = 0, batch_size: int = 1000
+        self, n: int, labels=None, seed: int | None = None, batch_size: int = 1000
     ) -> np.ndarray:
         """n images as uint8 N×H×W. labels: None (classes cycle 0..C-1 for a conditional
-        model), or a sequence of class names/ids of length n. Same seed → same images."""
+        model), or a sequence of class names/ids of length n. seed: an int gives the same
+        images every time; None draws a fresh seed."""
         if labels is not None and not self.conditional:
             raise FashionGANError("labels given to an unconditional generator")
         if labels is None:
@@ -150,7 +152,7 @@ class LoadedGenerator:
             y = torch.tensor([parse_class(c, self.class_names) for c in labels])
             if len(y) != n:
                 raise FashionGANError(f"{len(y)} labels given for n={n} samples")
-        seed = int(torch.seed() % 2**31) if seed is None else seed
+        seed = secrets.randbelow(2**31) if seed is None else seed  # leaves torch RNG alone
         return self.images(latents(seed, n, self.z_dim), y, batch_size).numpy()
 
 
