@@ -150,6 +150,19 @@ def test_generate_every_format_loads_back(runs, tmp_path, fmt):
         assert img.height == 2 * (2 * 30 + 2) and img.width > 2 * (3 * 30 + 2)
 
 
+def test_png_folder_export_is_all_or_nothing(runs, tmp_path, capsys):
+    out = tmp_path / "folder"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    one_line_error(
+        capsys,
+        ["generate", str(runs / "cond"), "--out", str(out), "--format", "pngs"],
+        "exists and is not an empty directory",
+    )
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dir left
+
+
 def test_generate_unconditional_and_resize(runs, tmp_path):
     assert (
         main(
@@ -332,6 +345,22 @@ def test_checkpoint_of_another_architecture(runs, tmp_path, capsys):
         "weights do not fit model dcgan28",
         "width=0.5",
     )
+
+
+def test_unwritable_output_is_one_line(runs, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions: use a file as a parent
+            target = str(tmp_path / "a-file" / "x.npz")
+            (tmp_path / "a-file").write_text("")
+        else:
+            target = str(locked / "x.npz")
+        one_line_error(capsys, ["generate", str(runs / "cond"), "--out", target], "cannot write")
+        one_line_error(capsys, ["train", "--out", target + "-run", "--steps", "1"], "error")
+    finally:
+        locked.chmod(0o700)
 
 
 def test_python_dash_m_entry_point(tmp_path):

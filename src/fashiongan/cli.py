@@ -360,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     except FashionGANError as e:
         print(f"fashiongan {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system said no (disk full, permissions) outside our checks
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"fashiongan {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"fashiongan {args.command}: aborted", file=sys.stderr)
         return 130

@@ -7,6 +7,8 @@ Images leave this module as uint8 N×H×W (0 = black background, as in Fashion-M
 import math
 import os
 import secrets
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from fashiongan.data.csv import write_csv
 from fashiongan.data.datasets import parse_class, to_uint8
 from fashiongan.data.idx import write_idx
 from fashiongan.errors import FashionGANError
-from fashiongan.fileio import atomic_open, atomic_save
+from fashiongan.fileio import atomic_save
 from fashiongan.models import build_generator
 
 FORMATS = ("png", "pngs", "npz", "idx", "csv")
@@ -319,6 +321,37 @@ def save_interpolation(path: str | os.PathLike, frames: torch.Tensor, fmt: str) 
         raise FashionGANError(f"unknown interpolation format {fmt!r}; choose png or gif")
 
 
+def _export_png_folder(
+    out: Path, images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]
+) -> list[Path]:
+    """One PNG per image under out/<id>_<name>/NNNNNN.png. Written into a hidden temporary
+    directory beside `out` and renamed at the end: `out` appears complete or not at all."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FashionGANError(f"--out {out} exists and is not an empty directory; choose a new one")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as e:
+        raise FashionGANError(
+            f"cannot write {out}: {e.strerror or e}; choose another --out"
+        ) from None
+    written = []
+    try:
+        for i, (image, label) in enumerate(zip(images, labels)):
+            name = class_names[label].replace("/", "-").replace(" ", "-") if label >= 0 else ""
+            sub = f"{label}_{name}" if label >= 0 else "unlabeled"
+            (tmp / sub).mkdir(exist_ok=True)
+            Image.fromarray(image).save(tmp / sub / f"{i:06d}.png", format="PNG")
+            written.append(out / sub / f"{i:06d}.png")
+        os.replace(tmp, out)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise FashionGANError(f"cannot write {out}: {e.strerror or e}") from None
+        raise
+    return written
+
+
 def infer_format(out: Path, fmt: str | None) -> str:
     if fmt:
         if fmt not in FORMATS:
@@ -373,24 +406,17 @@ def export(
     if fmt == "idx":
         if labels is None:
             raise FashionGANError(
-                "--format idx writes an image/label pair and needs a "
-                "conditional model; use npz or pngs"
+                "--format idx writes an image/label pair and needs a conditional model; "
+                "use npz or pngs"
             )
         paths = [out / "train-images-idx3-ubyte.gz", out / "train-labels-idx1-ubyte.gz"]
-        write_idx(paths[0], images)
-        write_idx(paths[1], lab.astype(np.uint8))
+        try:
+            write_idx(paths[0], images)
+            write_idx(paths[1], lab.astype(np.uint8))
+        except BaseException:
+            paths[0].unlink(missing_ok=True)  # never leave half a pair
+            raise
         return paths
     if fmt == "pngs":
-        written = []
-        for i in range(n):
-            sub = out / (
-                f"{lab[i]}_{class_names[lab[i]].replace('/', '-').replace(' ', '-')}"
-                if lab[i] >= 0
-                else "unlabeled"
-            )
-            path = sub / f"{i:06d}.png"
-            with atomic_open(path) as f:
-                Image.fromarray(images[i]).save(f, format="PNG")
-            written.append(path)
-        return written
+        return _export_png_folder(out, images, lab, class_names)
     raise FashionGANError(f"unknown --format {fmt!r}; choose one of: {', '.join(FORMATS)}")
