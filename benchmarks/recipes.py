@@ -2,7 +2,10 @@
 Fashion-MNIST and print a table of train throughput. A smoke check of the "done when" list of
 the core issue, and a first speed table; not a test (it takes several minutes).
 
-    python benchmarks/recipes.py [--presets-only] [--json out.json]
+    python benchmarks/recipes.py [--presets-only] [--json out.json] [--md table.md]
+
+Throughput counts the whole budget from the first step (warm-up included), not the writes
+at the end of the run. Nothing else should run on the machine meanwhile.
 """
 
 import argparse
@@ -38,7 +41,8 @@ def run(cfg: RunConfig, steps: int, root: Path, name: str) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets-only", action="store_true")
-    p.add_argument("--json")
+    p.add_argument("--json", help="also write the rows as JSON here")
+    p.add_argument("--md", help="also write the Markdown table here")
     args = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,10 +58,12 @@ def main() -> int:
                 cfg.model.model, cfg.model.cond, cfg.loss.loss = model, cond, loss
                 rows.append(run(cfg, 20, root, f"{model} {cond} {loss}"))
                 print(rows[-1], file=sys.stderr, flush=True)
-    print("| run | steps | kimg | train img/s (incl. warm-up, excl. end-of-run writes) |")
-    print("| --- | ---: | ---: | ---: |")
+    table = ["| run | steps | kimg | train img/s |", "| --- | ---: | ---: | ---: |"]
     for r in rows:
-        print(f"| {r['name']} | {r['steps']} | {r['kimg']:.1f} | {r['img_per_s']:.0f} |")
+        table.append(f"| {r['name']} | {r['steps']} | {r['kimg']:.1f} | {r['img_per_s']:.0f} |")
+    print("\n".join(table))
+    if args.md:
+        Path(args.md).write_text("\n".join(table) + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
