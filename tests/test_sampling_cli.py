@@ -217,9 +217,9 @@ def test_interpolate(runs, tmp_path, argv_tail):
     img = Image.open(argv_tail[1])
     if argv_tail[1].endswith(".gif"):
         # a walk per class (10), each frame a 4-column grid of them; 5 frames there, 3 back
-        assert img.width == 4 * 30 + 2 and img.n_frames == 8
-    else:
-        assert img.width == 5 * 30 + 2
+        assert img.width == 2 * (4 * 30 + 2) and img.n_frames == 8
+    else:  # 5 frames per row, upscaled ×2
+        assert img.width == 2 * (5 * 30 + 2)
 
 
 def test_slerp_endpoints_and_norm():

@@ -309,13 +309,20 @@ def save_gif(path: str | os.PathLike, frames: list[Image.Image], ms_per_frame: i
 
 
 def save_interpolation(path: str | os.PathLike, frames: torch.Tensor, fmt: str) -> None:
-    """frames W×T×H×W': PNG strip (a row per walk) or animated GIF (frame t shows every walk)."""
+    """frames W×T×H×W': PNG strip (a row per walk) or animated GIF (frame t shows every walk).
+    Images of 32 px or less are upscaled ×2, as in the training grids."""
     w, t, h, _ = frames.shape
+    scale = 2 if h <= 32 else 1
+
+    def picture(grid: np.ndarray) -> Image.Image:
+        img = Image.fromarray(grid)
+        return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+
     if fmt == "png":
-        save_png(path, make_grid(frames.reshape(w * t, h, h).numpy(), t))
+        save_png(path, picture(make_grid(frames.reshape(w * t, h, h).numpy(), t)))
     elif fmt == "gif":
         ncol = math.ceil(math.sqrt(w))
-        pics = [Image.fromarray(make_grid(frames[:, k].numpy(), ncol)) for k in range(t)]
+        pics = [picture(make_grid(frames[:, k].numpy(), ncol)) for k in range(t)]
         save_gif(path, pics + pics[-2:0:-1], ms_per_frame=80)  # there and back
     else:
         raise FashionGANError(f"unknown interpolation format {fmt!r}; choose png or gif")
