@@ -87,6 +87,25 @@ def test_bad_data_paths(tmp_path, idx_dir):
         find_data(str(idx_dir), "valid")
 
 
+def test_mixed_gz_and_half_pairs(tmp_path, idx_dir):
+    import gzip
+
+    plain = tmp_path / "mixed"
+    plain.mkdir()
+    (plain / "train-images-idx3-ubyte.gz").write_bytes(
+        (idx_dir / "train-images-idx3-ubyte.gz").read_bytes()
+    )
+    (plain / "train-labels-idx1-ubyte").write_bytes(
+        gzip.decompress((idx_dir / "train-labels-idx1-ubyte.gz").read_bytes())
+    )
+    assert len(load_dataset(str(plain))) == 200
+    (plain / "train-labels-idx1-ubyte").unlink()
+    with pytest.raises(
+        FashionGANError, match="found train-images-idx3-ubyte.gz but no train-labels"
+    ):
+        load_dataset(str(plain))
+
+
 def test_count_mismatch_and_bad_labels(tmp_path):
     write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((5, 28, 28), np.uint8))
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(4, np.uint8))

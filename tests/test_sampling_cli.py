@@ -283,6 +283,7 @@ def test_user_errors_are_one_line(runs, tmp_path, capsys):
         ),
         (["generate", cond, "--out", str(tmp_path / "x.jpg")], ["--format"]),
         (["generate", cond, "--out", out, "--num-samples", "0"], ["--num-samples 0"]),
+        (["generate", cond, "--out", out, "--device", "tpu"], ["invalid choice: 'tpu'"]),
         (["generate", str(tmp_path / "nope"), "--out", out], ["no such run directory"]),
         (["generate", uncond, "--out", str(tmp_path / "x.csv")], ["needs labels"]),
         (["interpolate", cond, "--out", str(tmp_path / "x.bmp")], [".png", ".gif"]),

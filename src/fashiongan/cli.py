@@ -78,12 +78,14 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=ftype, choices=_choices(meta), **kw)
 
 
-def config_from_args(args: argparse.Namespace, base: RunConfig) -> tuple[RunConfig, dict]:
-    """Apply the flags given on the command line to `base`; returns (cfg, {path: value})."""
-    given = {k[len(CFG_PREFIX) :]: v for k, v in vars(args).items() if k.startswith(CFG_PREFIX)}
-    for path, value in given.items():
-        set_path(base, path, tuple(value) if isinstance(value, list) else value)
-    return base, given
+def config_from_args(args: argparse.Namespace, base: RunConfig) -> RunConfig:
+    """Apply the config flags given on the command line (and only those) to `base`."""
+    for key, value in vars(args).items():
+        if key.startswith(CFG_PREFIX):
+            set_path(
+                base, key[len(CFG_PREFIX) :], tuple(value) if isinstance(value, list) else value
+            )
+    return base
 
 
 def _train_parser(sub) -> None:
@@ -134,7 +136,9 @@ def _generate_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
     p.add_argument("--batch-size", type=int, default=1000, help="generation batch (default: 1000)")
     p.add_argument("--size", type=int, help="resize outputs to SIZE×SIZE (e.g. 28 for dcgan64)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
+    p.add_argument(
+        "--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="(default: cpu)"
+    )
 
 
 def _interpolate_parser(sub) -> None:
@@ -234,7 +238,7 @@ def cmd_train(args) -> int:
             cfg = from_dict(
                 {**load_preset(args.preset), "name": args.preset}, origin=f"preset {args.preset}"
             )
-    cfg, _ = config_from_args(args, cfg)
+    cfg = config_from_args(args, cfg)
     validate(cfg)
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
@@ -264,7 +268,8 @@ def cmd_train(args) -> int:
         f"  samples:    {rd / 'samples'} (progress.gif, grid-*.png)\n"
         f"  plots:      {rd / 'plots'}\n  metrics:    {rd / 'metrics.jsonl'}\n"
         f"  trained {result.step} steps, {result.nimg / 1000:.1f} kimg in {result.seconds:.0f} s"
-        f" ({result.nimg / max(result.seconds, 1e-9):.0f} img/s incl. sampling and checkpoints)"
+        f" ({result.nimg / max(result.seconds, 1e-9):.0f} img/s incl. per-epoch grids and "
+        f"checkpoints)"
     )
     if result.stopped_by == "interrupt":
         print(f"interrupted: continue with  fashiongan train --resume {rd}")
@@ -276,6 +281,7 @@ def cmd_train(args) -> int:
 def cmd_generate(args) -> int:
     from fashiongan.data.datasets import resize_images
     from fashiongan.sampling import export, infer_format, latents, load_generator
+    from fashiongan.training.loop import pick_device
 
     out = Path(args.out)
     fmt = infer_format(out, args.format)
@@ -287,7 +293,7 @@ def cmd_generate(args) -> int:
     ):
         if value is not None and value < 1:
             raise FashionGANError(f"{name} {value}: must be at least 1")
-    gen = load_generator(args.source, ema=args.ema, device=args.device)
+    gen = load_generator(args.source, ema=args.ema, device=pick_device(args.device))
     y = gen.labels(args.classes, n=args.num_samples, per_class=args.per_class)
     n = len(y) if y is not None else args.num_samples
     images = gen.images(latents(args.seed, n, gen.z_dim), y, args.batch_size)

@@ -159,7 +159,7 @@ class LoadedGenerator:
 
 
 def load_generator(
-    path: str | os.PathLike, ema: bool = True, device: str = "cpu"
+    path: str | os.PathLike, ema: bool = True, device: str | torch.device = "cpu"
 ) -> LoadedGenerator:
     """A run directory or checkpoint → LoadedGenerator (G_ema when present and ema=True)."""
     ckpt_path = resolve_checkpoint(path)

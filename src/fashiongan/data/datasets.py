@@ -1,8 +1,9 @@
 """Find, load and batch a labeled image set held in memory as one uint8 tensor.
 
-A data source is a directory holding IDX files (official names, gz or not, or a single
-`*-images-idx3-ubyte[.gz]` / `*-labels-idx1-ubyte[.gz]` pair per split) or Kaggle CSVs, or a
-single CSV file. Batches are made by indexing a seeded permutation: no per-image Python.
+A data source is a directory holding IDX files under the official names (`train-` / `t10k-`
++ `images-idx3-ubyte` / `labels-idx1-ubyte`, each gzipped or not) or Kaggle CSVs
+(`fashion-mnist_train.csv`, `train.csv`, ...), or a single CSV file. Batches are made by
+indexing a seeded permutation: no per-image Python.
 """
 
 import hashlib
@@ -52,14 +53,27 @@ def search_path(env_dir: str | None) -> list[Path]:
     return candidates + [Path("data"), default_cache_dir(), SYSTEM_DIR]
 
 
+def _gz_or_plain(stem: Path) -> Path | None:
+    for path in (stem.with_name(stem.name + ".gz"), stem):
+        if path.is_file():
+            return path
+    return None
+
+
 def _split_files(directory: Path, split: str) -> tuple[Path, Path] | Path | None:
     """The (images, labels) IDX pair or the CSV of `split` in `directory`, if any."""
     prefix = SPLIT_PREFIX[split]
-    for suffix in (".gz", ""):
-        images = directory / f"{prefix}-images-idx3-ubyte{suffix}"
-        labels = directory / f"{prefix}-labels-idx1-ubyte{suffix}"
-        if images.exists() or labels.exists():
-            return images, labels
+    images, labels = (
+        _gz_or_plain(directory / f"{prefix}-{kind}")
+        for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
+    )
+    if images and labels:
+        return images, labels
+    if images or labels:
+        have, missing = (images, "labels-idx1") if images else (labels, "images-idx3")
+        raise FashionGANError(
+            f"{directory}: found {have.name} but no {prefix}-{missing}-ubyte[.gz] beside it"
+        )
     for name in (CSV_NAMES[split], f"{split}.csv"):
         if (directory / name).exists():
             return directory / name
