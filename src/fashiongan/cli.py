@@ -280,7 +280,8 @@ def cmd_train(args) -> int:
 
 def cmd_generate(args) -> int:
     from fashiongan.data.datasets import resize_images
-    from fashiongan.sampling import export, infer_format, latents, load_generator
+    from fashiongan.export import export, infer_format
+    from fashiongan.sampling import latents, load_generator
     from fashiongan.training.loop import pick_device
 
     out = Path(args.out)

@@ -1,5 +1,5 @@
 """Sampling from a trained generator: seeded latents, class × seed grids, latent walks, and
-synthetic data sets written in the formats loaders read (PNG, PNG folders, NPZ, IDX, CSV).
+the PNG/GIF writers they use. Data-set export lives in fashiongan.export.
 
 Images leave this module as uint8 N×H×W (0 = black background, as in Fashion-MNIST).
 """
@@ -7,10 +7,7 @@ Images leave this module as uint8 N×H×W (0 = black background, as in Fashion-M
 import math
 import os
 import secrets
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,15 +15,10 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from fashiongan.checkpoint import load_checkpoint, resolve_checkpoint
-from fashiongan.data.csv import write_csv
 from fashiongan.data.datasets import parse_class, to_uint8
-from fashiongan.data.idx import write_idx
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_save
 from fashiongan.models import build_generator
-
-FORMATS = ("png", "pngs", "npz", "idx", "csv")
-_EXT_FORMAT = {".png": "png", ".npz": "npz", ".csv": "csv"}
 
 
 def latents(seeds: list[int] | int, n: int | None, z_dim: int, device="cpu") -> torch.Tensor:
@@ -326,104 +318,3 @@ def save_interpolation(path: str | os.PathLike, frames: torch.Tensor, fmt: str) 
         save_gif(path, pics + pics[-2:0:-1], ms_per_frame=80)  # there and back
     else:
         raise FashionGANError(f"unknown interpolation format {fmt!r}; choose png or gif")
-
-
-def _export_png_folder(
-    out: Path, images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]
-) -> list[Path]:
-    """One PNG per image under out/<id>_<name>/NNNNNN.png. Written into a hidden temporary
-    directory beside `out` and renamed at the end: `out` appears complete or not at all."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FashionGANError(f"--out {out} exists and is not an empty directory; choose a new one")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as e:
-        raise FashionGANError(
-            f"cannot write {out}: {e.strerror or e}; choose another --out"
-        ) from None
-    written = []
-    try:
-        for i, (image, label) in enumerate(zip(images, labels)):
-            name = class_names[label].replace("/", "-").replace(" ", "-") if label >= 0 else ""
-            sub = f"{label}_{name}" if label >= 0 else "unlabeled"
-            (tmp / sub).mkdir(exist_ok=True)
-            Image.fromarray(image).save(tmp / sub / f"{i:06d}.png", format="PNG")
-            written.append(out / sub / f"{i:06d}.png")
-        os.replace(tmp, out)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError):
-            raise FashionGANError(f"cannot write {out}: {e.strerror or e}") from None
-        raise
-    return written
-
-
-def infer_format(out: Path, fmt: str | None) -> str:
-    if fmt:
-        if fmt not in FORMATS:
-            raise FashionGANError(f"unknown --format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-        return fmt
-    if out.suffix.lower() in _EXT_FORMAT:
-        return _EXT_FORMAT[out.suffix.lower()]
-    raise FashionGANError(
-        f"--out {out}: cannot tell the format from the name; add --format "
-        f"({', '.join(FORMATS)}) or end the name in .png, .npz or .csv"
-    )
-
-
-def export(
-    out: str | os.PathLike,
-    images: np.ndarray,
-    labels: np.ndarray | None,
-    fmt: str,
-    class_names: tuple[str, ...],
-    ncol: int = 10,
-) -> list[Path]:
-    """Write a synthetic data set; returns the files written. images uint8 N×H×W; labels int64
-    N or None (written as -1 where a format needs labels)."""
-    out = Path(out)
-    n = len(images)
-    lab = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
-    if fmt == "png":
-        grid = make_grid(images, ncol)
-        rows = lab.reshape(-1, ncol) if n % ncol == 0 else None
-        if labels is not None and rows is not None and (rows == rows[:, :1]).all():
-            # one class per row: label the rows, upscale small images as the training grids do
-            names = [class_names[c] for c in rows[:, 0]]
-            scale = 2 if images.shape[-1] <= 32 else 1
-            save_png(out, label_rows(grid, names, images.shape[-1], scale=scale))
-        else:
-            save_png(out, grid)
-        return [out]
-    if fmt == "npz":
-
-        def write(f):
-            np.savez_compressed(f, images=images, labels=lab, class_names=np.array(class_names))
-
-        atomic_save(out, write)
-        return [out]
-    if fmt == "csv":
-        if labels is None:
-            raise FashionGANError(
-                "--format csv needs labels (a conditional model); use npz or pngs"
-            )
-        write_csv(out, images, lab)
-        return [out]
-    if fmt == "idx":
-        if labels is None:
-            raise FashionGANError(
-                "--format idx writes an image/label pair and needs a conditional model; "
-                "use npz or pngs"
-            )
-        paths = [out / "train-images-idx3-ubyte.gz", out / "train-labels-idx1-ubyte.gz"]
-        try:
-            write_idx(paths[0], images)
-            write_idx(paths[1], lab.astype(np.uint8))
-        except BaseException:
-            paths[0].unlink(missing_ok=True)  # never leave half a pair
-            raise
-        return paths
-    if fmt == "pngs":
-        return _export_png_folder(out, images, lab, class_names)
-    raise FashionGANError(f"unknown --format {fmt!r}; choose one of: {', '.join(FORMATS)}")
