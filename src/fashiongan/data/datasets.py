@@ -1,8 +1,8 @@
 """Find, load and batch a labeled image set held in memory as one uint8 tensor.
 
-A data source is a directory holding IDX files under the official names (`train-` / `t10k-`
-+ `images-idx3-ubyte` / `labels-idx1-ubyte`, each gzipped or not) or Kaggle CSVs
-(`fashion-mnist_train.csv`, `train.csv`, ...), or a single CSV file. Batches are made by
+A data source is a directory holding IDX files under the official names
+(`{train,t10k}-images-idx3-ubyte` and `{train,t10k}-labels-idx1-ubyte`, each gzipped or not) or
+Kaggle CSVs (`fashion-mnist_train.csv`, `train.csv`, ...), or a single CSV file. Batches are made by
 indexing a seeded permutation: no per-image Python.
 """
 

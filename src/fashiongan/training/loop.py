@@ -202,10 +202,11 @@ class Trainer:
         )
         self.gen = torch.Generator(device=self.device).manual_seed(t.seed + 1)
         self.step, self.nimg = 0, 0
-        self.planned_nimg = _planned_nimg(cfg, len(self.data))
         # the instance-noise schedule is fixed at the start, so a resume with a new budget
         # keeps the schedule the run began with
-        self.noise_nimg = t.noise_kimg * 1000 if t.noise_kimg else self.planned_nimg
+        self.noise_nimg = (
+            t.noise_kimg * 1000 if t.noise_kimg else _planned_nimg(cfg, len(self.data))
+        )
         if resume_state is not None:
             self._load_state(resume_state)
         self.resumed_from = resume_state["step"] if resume_state is not None else None
@@ -412,15 +413,13 @@ class Trainer:
         return self.batcher.epoch + (self.batcher.index >= self.batcher.batches_per_epoch)
 
     def run(self) -> RunResult:
-        cfg, t, log = self.cfg, self.cfg.train, self.cfg.log
+        cfg, log = self.cfg, self.cfg.log
         for sub in ("checkpoints", "samples", "plots"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(
             self.run_dir / "config.json", (json.dumps(to_dict(cfg), indent=2) + "\n").encode()
         )
-        planned = _planned_steps(cfg, len(self.data))
-        if t.steps:
-            planned = min(planned or t.steps, t.steps)
+        planned = _planned_steps(cfg, len(self.data))  # already bounded by --steps
         mon = Monitor(self.run_dir, planned, self.step, log.progress, resume_step=self.resumed_from)
         self.G.train()
         self.D.train()
