@@ -99,6 +99,9 @@ def _train_parser(sub) -> None:
         ),
     )
     p.add_argument("--preset", help=f"named recipe: {', '.join(preset_names())}")
+    p.add_argument(
+        "--config", metavar="FILE", help="settings from a JSON file (a preset's or config.json)"
+    )
     p.add_argument("--out", help="run directory (default: runs/<name>-<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     p.add_argument(
@@ -174,6 +177,120 @@ def _download_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _metric_names(text: str) -> list[str]:
+    from fashiongan.metrics.suite import METRICS
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return METRICS.names()
+    unknown = [n for n in names if n not in METRICS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown metric {', '.join(unknown) or repr(text)}; choose from: "
+            f"{', '.join(METRICS.names())}, or all"
+        )
+    return names
+
+
+def _evaluate_parser(sub) -> None:
+    from fashiongan.metrics.suite import METRICS, REFERENCE_SPLITS
+
+    listing = "; ".join(f"{n}: {METRICS.get(n).summary}" for n in METRICS.names())
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model or an image set against real Fashion-MNIST",
+        description=f"Metrics (evaluator feature space, floors beside each): {listing}.",
+    )
+    p.add_argument(
+        "source",
+        help="run directory, checkpoint (.pt), .npz, IDX images file, .csv or PNG folder",
+    )
+    p.add_argument(
+        "--metrics",
+        type=_metric_names,
+        help="comma-separated names, or all (default: every metric that applies except cas, "
+        "which trains a classifier for minutes)",
+    )
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        default=10_000,
+        help="images to sample from a model (default: 10000; files are used whole)",
+    )
+    p.add_argument(
+        "--reference", default="test", choices=REFERENCE_SPLITS, help="real split (default: test)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="latent and subset seed (default: 0)")
+    p.add_argument("--out", help="report directory (default: <run>/eval or <name>-eval beside)")
+    p.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="use the EMA generator when the checkpoint has one (default: yes)",
+    )
+    p.add_argument(
+        "--memorization-samples",
+        type=int,
+        default=2000,
+        help="judged images searched against the 60k training images (default: 2000)",
+    )
+    p.add_argument(
+        "--cas-per-class",
+        type=int,
+        default=6000,
+        help="generated images per class CAS trains on (default: 6000, the real train split's "
+        "size; an image set is used as it is)",
+    )
+    p.add_argument("--data", help="real data directory or CSV (default: the usual search path)")
+    p.add_argument(
+        "--evaluator", metavar="DIR", help="evaluator.pt + evaluator.json (default: shipped)"
+    )
+    p.add_argument(
+        "--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="(default: cpu)"
+    )
+
+
+def _evaluator_parser(sub) -> None:
+    p = sub.add_parser("evaluator", help="train or inspect the Fashion-MNIST evaluator network")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    t = actions.add_parser("train", help="train the evaluator with the recorded recipe")
+    t.add_argument("--out", required=True, help="directory for evaluator.pt + evaluator.json")
+    t.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    t.add_argument("--seed", type=int, help="override the recipe's seed")
+    t.add_argument("--data", help="data directory or CSV (default: the usual search path)")
+    i = actions.add_parser("info", help="print the evaluator's identity, recipe and accuracy")
+    i.add_argument("dir", nargs="?", help="evaluator directory (default: the shipped one)")
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _compare_parser(sub) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="train one run per loss (or preset) on the same budget and compare their metrics",
+        description="Train the same recipe with each loss (--losses) or each preset (--presets) "
+        "for the same budget and seeds, evaluate all of them, and write compare.md/.csv, "
+        "fid.png (FID over training) and samples.png. Training flags apply to every run.",
+    )
+    p.add_argument(
+        "--losses",
+        type=_names,
+        help="comma-separated losses (default: ns,minimax,lsgan,hinge,wgan-gp)",
+    )
+    p.add_argument("--presets", type=_names, help="comma-separated presets instead of losses")
+    p.add_argument("--preset", help="base recipe for --losses (default: the default settings)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per run (default: 0)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default: 1)")
+    p.add_argument("--out", help="directory (default: runs/compare-<timestamp>)")
+    p.add_argument(
+        "--num-samples", type=int, default=10_000, help="images per final evaluation (10000)"
+    )
+    p.add_argument("--cas", action="store_true", help="also CAS (trains a classifier per run)")
+    add_config_flags(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="fashiongan",
@@ -186,8 +303,17 @@ def build_parser() -> argparse.ArgumentParser:
     _generate_parser(sub)
     _interpolate_parser(sub)
     _download_parser(sub)
+    _evaluate_parser(sub)
+    _evaluator_parser(sub)
+    _compare_parser(sub)
     sub.add_parser("presets", help="list the named training recipes")
     return parser
+
+
+def _cache_dir() -> Path | None:
+    """$FASHIONGAN_CACHE: where reference features and floors are cached."""
+    value = os.environ.get("FASHIONGAN_CACHE")
+    return Path(value) if value else None
 
 
 def _install_stop_handler():
@@ -211,6 +337,29 @@ def _install_stop_handler():
     return stop
 
 
+def _read_json(path: str) -> dict:
+    try:
+        d = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise FashionGANError(f"--config {path}: {e.strerror or e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FashionGANError(f"--config {path}: not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise FashionGANError(f"--config {path}: expected a JSON object of settings")
+    return d
+
+
+def _base_config(preset: str | None, config: str | None) -> RunConfig:
+    """RunConfig defaults, or a named preset, or a JSON settings file (not both)."""
+    if preset and config:
+        raise FashionGANError("give --preset or --config, not both")
+    if preset:
+        return from_dict({**load_preset(preset), "name": preset}, origin=f"preset {preset}")
+    if config:
+        return from_dict(_read_json(config), origin=config)
+    return RunConfig()
+
+
 def cmd_train(args) -> int:
     from fashiongan.training.loop import train, validate
 
@@ -228,16 +377,12 @@ def cmd_train(args) -> int:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise FashionGANError(f"{config_path}: not valid JSON ({e})") from None
         cfg = from_dict(saved, origin=str(config_path))
-        if args.preset:
+        if args.preset or args.config:
             raise FashionGANError(
-                "--preset cannot be combined with --resume (the run has its settings)"
+                "--preset/--config cannot be combined with --resume (the run has its settings)"
             )
     else:
-        cfg = RunConfig()
-        if args.preset:
-            cfg = from_dict(
-                {**load_preset(args.preset), "name": args.preset}, origin=f"preset {args.preset}"
-            )
+        cfg = _base_config(args.preset, args.config)
     cfg = config_from_args(args, cfg)
     validate(cfg)
     if args.dry_run:
@@ -261,6 +406,7 @@ def cmd_train(args) -> int:
         data_env=os.environ.get("FASHIONGAN_DATA"),
         stop=stop,
         override=args.override,
+        cache_dir=_cache_dir(),
     )
     rd = result.run_dir
     print(
@@ -341,6 +487,122 @@ def cmd_download(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from fashiongan.metrics.evaluate import evaluate
+    from fashiongan.metrics.evaluator import load_evaluator
+    from fashiongan.reports.evaluation import format_table
+    from fashiongan.training.loop import pick_device
+
+    if args.memorization_samples < 1:
+        raise FashionGANError(
+            f"--memorization-samples {args.memorization_samples}: must be at least 1"
+        )
+    result = evaluate(
+        args.source,
+        metrics=args.metrics,
+        num_samples=args.num_samples,
+        reference=args.reference,
+        seed=args.seed,
+        out=args.out,
+        evaluator=load_evaluator(args.evaluator),
+        cache_dir=_cache_dir(),
+        data=args.data,
+        env_dir=os.environ.get("FASHIONGAN_DATA"),
+        ema=args.ema,
+        device=pick_device(args.device),
+        memorization_samples=args.memorization_samples,
+        cas_per_class=args.cas_per_class,
+    )
+    p = result.results["provenance"]
+    print(
+        f"\n{p['n_fake']} images vs the real {p['split']} split ({p['n_real']}), evaluator "
+        f"{p['evaluator']}, {p['seconds']:.1f} s\n"
+    )
+    print(format_table(result.results))
+    print(f"\nreport: {result.out_dir / 'report.md'}\nvalues: {result.out_dir / 'metrics.json'}")
+    return 0
+
+
+def cmd_evaluator(args) -> int:
+    import dataclasses as dc
+
+    from fashiongan.data.datasets import load_dataset
+    from fashiongan.metrics.evaluator import Recipe, load_evaluator, train_evaluator
+
+    if args.action == "info":
+        ev = load_evaluator(args.dir)
+        info = ev.info
+        print(
+            f"{ev.id}  test accuracy {info['test_accuracy']:.4f}  train accuracy "
+            f"{info['train_accuracy']:.4f}\nsha256 {info['sha256']}\n"
+            f"data: train {info['train_checksum'][:16]}…, test {info['test_checksum'][:16]}…\n"
+            f"recipe: {json.dumps(info['recipe'])}\n"
+            f"trained in {info['train_seconds']} s with torch {info['torch']} ({info['created']})"
+        )
+        return 0
+    recipe = Recipe()
+    for name in ("epochs", "seed"):
+        value = getattr(args, name)
+        if value is not None:
+            if name == "epochs" and value < 1:
+                raise FashionGANError(f"--epochs {value}: must be at least 1")
+            recipe = dc.replace(recipe, **{name: value})
+    env = os.environ.get("FASHIONGAN_DATA")
+    train_set = load_dataset(args.data, "train", env_dir=env)
+    test_set = load_dataset(args.data, "test", env_dir=env)
+    ev = train_evaluator(train_set, test_set, Path(args.out), recipe)
+    print(f"wrote {Path(args.out) / 'evaluator.pt'} ({ev.id}); use it with --evaluator {args.out}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from fashiongan.training.compare import DEFAULT_LOSSES, loss_variants, preset_variants
+    from fashiongan.training.compare import compare as run_compare
+
+    if args.losses and args.presets:
+        raise FashionGANError("give --losses or --presets, not both")
+    if args.presets and args.preset:
+        raise FashionGANError("--preset sets the base for --losses; with --presets drop it")
+
+    def configured(cfg: RunConfig) -> dict:
+        cfg = config_from_args(args, cfg)
+        if not cfg.log.eval_every:  # compare's point is the FID curve: evaluate 10 times
+            cfg.log.eval_every = _eval_interval(cfg)
+        return to_dict(cfg)
+
+    if args.presets:
+        bases = {name: configured(_base_config(name, None)) for name in args.presets}
+        variants = preset_variants(bases, args.seeds)
+    else:
+        base = configured(_base_config(args.preset, None))
+        variants = loss_variants(base, args.losses or list(DEFAULT_LOSSES), args.seeds)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{stamp}"
+    outcomes = run_compare(
+        variants,
+        out,
+        jobs=args.jobs,
+        num_samples=args.num_samples,
+        with_cas=args.cas,
+        cache_dir=_cache_dir(),
+    )
+    print((out / "compare.md").read_text())
+    failed = [o.variant.name for o in outcomes if not o.ok]
+    if failed:
+        print(f"failed: {', '.join(failed)} (logs in {out / 'logs'})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _eval_interval(cfg: RunConfig) -> int:
+    """About ten evaluations over the budget; every 500 steps under a time budget (a 10-minute
+    default run makes ~5,600 steps on 2 cores)."""
+    from fashiongan.training.loop import planned_steps
+
+    steps = planned_steps(cfg, 60_000)
+    return 500 if cfg.train.max_time or not steps else max(50, steps // 10)
+
+
 def cmd_presets(args) -> int:
     for name in preset_names():
         print(f"{name:16s} {preset_description(name)}")
@@ -352,6 +614,9 @@ COMMANDS = {
     "generate": cmd_generate,
     "interpolate": cmd_interpolate,
     "download": cmd_download,
+    "evaluate": cmd_evaluate,
+    "evaluator": cmd_evaluator,
+    "compare": cmd_compare,
     "presets": cmd_presets,
 }
 

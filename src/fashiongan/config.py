@@ -99,6 +99,15 @@ class LogConfig:
     keep: int = _f(3, "numbered checkpoints to keep besides latest/final (0 = keep all)")
     grid_seeds: int = _f(10, "columns of the class × seed sample grid")
     progress: bool = _f(True, "show a progress bar")
+    eval_every: int = _f(
+        0,
+        "every N steps: FID, IS and label accuracy of --eval-samples images, logged, plotted, "
+        "and checkpoints/best.pt kept by FID (0 = off)",
+    )
+    eval_samples: int = _f(5000, "images per --eval-every evaluation")
+    evaluator: str | None = _f(
+        None, "evaluator directory for --eval-every and compare (default: the shipped one)"
+    )
 
 
 @dataclass

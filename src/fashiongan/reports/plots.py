@@ -51,3 +51,61 @@ def plot_training(records: list[dict], out_dir: str | os.PathLike) -> list[Path]
     path = out_dir / "training.png"
     atomic_write_bytes(path, buf.getvalue())
     return [path]
+
+
+def _eval_rows(records: list[dict]) -> list[dict]:
+    return [r for r in records if "fid" in r]
+
+
+def plot_evaluation(records: list[dict], out_dir: str | os.PathLike) -> list[Path]:
+    """Write plots/eval.png from the --eval-every rows: FID (left), IS and label accuracy
+    (right) against kimg. Nothing without such rows."""
+    rows = _eval_rows(records)
+    if not rows:
+        return []
+    kimg = [r["kimg"] for r in rows]
+    fig, (ax_fid, ax_q) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig.subplots_adjust(left=0.07, right=0.93, top=0.9, bottom=0.15, wspace=0.3)
+    ax_fid.plot(kimg, [r["fid"] for r in rows], marker="o", ms=3, lw=1.2)
+    ax_fid.set(title="FID (evaluator features, real test split)", xlabel="kimg", ylabel="FID")
+    ax_fid.grid(alpha=0.3)
+    ax_q.plot(kimg, [r["is"] for r in rows], marker="o", ms=3, lw=1.2, label="IS (max 10)")
+    ax_q.set(title="Inception Score and label accuracy", xlabel="kimg", ylabel="IS")
+    ax_q.grid(alpha=0.3)
+    if any("label_accuracy" in r for r in rows):
+        ax_acc = ax_q.twinx()
+        ax_acc.plot(
+            kimg, [r.get("label_accuracy", float("nan")) for r in rows], color="C1", marker="s",
+            ms=3, lw=1.2, label="label accuracy",
+        )  # fmt: skip
+        ax_acc.set_ylabel("label accuracy")
+        ax_acc.set_ylim(0, 1)
+        ax_acc.legend(loc="lower right", fontsize="small")
+    ax_q.legend(loc="upper left", fontsize="small")
+    path = Path(out_dir) / "eval.png"
+    atomic_write_bytes(path, _png_bytes(fig))
+    return [path]
+
+
+def plot_fid_curves(curves: dict[str, list[dict]], path: str | os.PathLike) -> Path:
+    """One figure, one FID-over-kimg line per run (compare)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, records in curves.items():
+        rows = _eval_rows(records)
+        if rows:
+            ax.plot([r["kimg"] for r in rows], [r["fid"] for r in rows], marker="o", ms=3,
+                    lw=1.2, label=name)  # fmt: skip
+    ax.set(title="FID over training (evaluator features)", xlabel="kimg", ylabel="FID")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    atomic_write_bytes(path, _png_bytes(fig))
+    return Path(path)
+
+
+def _png_bytes(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()

@@ -22,12 +22,12 @@ from fashiongan.checkpoint import (
     save_checkpoint,
 )
 from fashiongan.config import RESUMABLE_CHANGES, RunConfig, diff, from_dict, to_dict
-from fashiongan.data.datasets import Batcher, ImageDataset, load_dataset
+from fashiongan.data.datasets import Batcher, ImageDataset, default_cache_dir, load_dataset
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_write_bytes
 from fashiongan.losses import LOSSES, GANLoss, gradient_penalty, r1_penalty
 from fashiongan.models import MODELS, build_discriminator, build_generator, count_params
-from fashiongan.reports.plots import plot_training
+from fashiongan.reports.plots import plot_evaluation, plot_training
 from fashiongan.sampling import (
     LoadedGenerator,
     class_seed_grid,
@@ -113,6 +113,11 @@ def validate(cfg: RunConfig) -> None:
             min(cfg.log.sample_every, cfg.log.ckpt_every, cfg.log.keep) >= 0,
             "--sample-every, --ckpt-every and --keep must not be negative",
         ),
+        (cfg.log.eval_every >= 0, f"--eval-every {cfg.log.eval_every}: must not be negative"),
+        (
+            cfg.log.eval_samples >= 100,
+            f"--eval-samples {cfg.log.eval_samples}: must be at least 100 (IS uses 10 splits)",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -148,7 +153,8 @@ def _planned_nimg(cfg: RunConfig, n_data: int) -> int | None:
     return min(options) if options else None
 
 
-def _planned_steps(cfg: RunConfig, n_data: int) -> int | None:
+def planned_steps(cfg: RunConfig, n_data: int) -> int | None:
+    """Steps the step/epoch/kimg budgets allow (None when only --max-time bounds the run)."""
     nimg = _planned_nimg(cfg, n_data)
     return None if nimg is None else math.ceil(nimg / (cfg.train.d_steps * cfg.train.batch_size))
 
@@ -164,6 +170,7 @@ class Trainer:
         data_env: str | None = None,
         stop: StopFlag | None = None,
         override: bool = False,
+        cache_dir: Path | None = None,
     ):
         validate(cfg)
         self.cfg, self.run_dir, self.stop = cfg, Path(run_dir), stop or StopFlag()
@@ -207,9 +214,22 @@ class Trainer:
         self.noise_nimg = (
             t.noise_kimg * 1000 if t.noise_kimg else _planned_nimg(cfg, len(self.data))
         )
+        self.best_fid = math.inf
         if resume_state is not None:
             self._load_state(resume_state)
         self.resumed_from = resume_state["step"] if resume_state is not None else None
+        self.periodic_eval = None
+        if cfg.log.eval_every:
+            from fashiongan.training.periodic_eval import PeriodicEval
+
+            self.periodic_eval = PeriodicEval(
+                cfg.log.eval_samples,
+                cache_dir or default_cache_dir(),
+                cfg.data.data,
+                data_env,
+                self.device,
+                cfg.log.evaluator,
+            )
 
     # --- state -------------------------------------------------------------------------
     def _resume_state(self, override: bool) -> dict:
@@ -257,6 +277,7 @@ class Trainer:
             "resolution": self.data.image_size,
             "data_checksum": self.data.checksum,
             "noise_nimg": self.noise_nimg or 0,
+            "best_fid": self.best_fid if math.isfinite(self.best_fid) else None,
         }
 
     def _load_state(self, state: dict) -> None:
@@ -280,6 +301,8 @@ class Trainer:
         self.gen.set_state(state["rng"]["train"])
         torch.set_rng_state(state["rng"]["torch"])
         self.step, self.nimg = int(state["step"]), int(state["nimg"])
+        if state.get("best_fid") is not None:
+            self.best_fid = float(state["best_fid"])
         if not self.cfg.train.noise_kimg and state.get("noise_nimg"):
             self.noise_nimg = state["noise_nimg"]
 
@@ -335,6 +358,36 @@ class Trainer:
         path = self.run_dir / "samples" / f"grid-{self.step:07d}.png"
         save_png(path, grid)
         return path
+
+    def evaluate(self, mon: Monitor) -> dict:
+        """Score G_ema (or G) with PeriodicEval, log the row, keep checkpoints/best.pt by FID."""
+        was_training = self.G.training
+        self.G.eval()
+        try:
+            row = self.periodic_eval(self.sampler())
+        finally:
+            self.G.train(was_training)
+        row = {"step": self.step, "kimg": round(self.nimg / 1000, 3), **row}
+        improved = row["fid"] < self.best_fid
+        if improved:
+            self.best_fid = row["fid"]
+        row["best_fid"] = self.best_fid
+        mon.record(row)
+        acc = f" | label acc {row['label_accuracy']:.3f}" if "label_accuracy" in row else ""
+        mon.print(
+            f"eval  step {self.step:7d} | FID {row['fid']:.3f} | IS {row['is']:.3f}{acc} | "
+            f"{self.cfg.log.eval_samples} samples in {row['eval_seconds']:.1f} s"
+            + (" | new best → checkpoints/best.pt" if improved else "")
+        )
+        if improved:
+            self.save_best()
+        plot_evaluation(mon.records, self.run_dir / "plots")
+        return row
+
+    def save_best(self) -> None:
+        if self.ema:
+            recalibrate_batchnorm(self.ema.G_ema, self.data.n_classes, self.cfg.model.z_dim)
+        save_checkpoint([self.run_dir / "checkpoints" / "best.pt"], self.state_dict())
 
     # --- one step ------------------------------------------------------------------------
     def _noise_std(self) -> float:
@@ -419,7 +472,7 @@ class Trainer:
         atomic_write_bytes(
             self.run_dir / "config.json", (json.dumps(to_dict(cfg), indent=2) + "\n").encode()
         )
-        planned = _planned_steps(cfg, len(self.data))  # already bounded by --steps
+        planned = planned_steps(cfg, len(self.data))  # already bounded by --steps
         mon = Monitor(self.run_dir, planned, self.step, log.progress, resume_step=self.resumed_from)
         self.G.train()
         self.D.train()
@@ -452,11 +505,13 @@ class Trainer:
                     epoch_start = now
                 if stopped_by:
                     break
+                if log.eval_every and self.step % log.eval_every == 0:
+                    self.evaluate(mon)
                 if (log.sample_every and self.step % log.sample_every == 0) or (
                     not log.sample_every and epoch_ended
                 ):
                     self.write_grid()
-                    plot_training(mon.records, self.run_dir / "plots")
+                    plot_training(mon.train_records(), self.run_dir / "plots")
                 if (log.ckpt_every and self.step % log.ckpt_every == 0) or (
                     not log.ckpt_every and epoch_ended
                 ):
@@ -472,8 +527,11 @@ class Trainer:
                 self._log_row(acc, n_acc, (self.nimg - tick_nimg) / max(now - tick_time, 1e-9))
             )
         grid = self.write_grid()
-        plot_training(mon.records, self.run_dir / "plots")
+        plot_training(mon.train_records(), self.run_dir / "plots")
         interrupted = stopped_by == "interrupt"
+        evaluated = any(r.get("step") == self.step and "fid" in r for r in mon.records)
+        if log.eval_every and not interrupted and not evaluated:
+            self.evaluate(mon)
         self.save(final=not interrupted)
         final = self.run_dir / "checkpoints" / ("latest.pt" if interrupted else "final.pt")
         write_progress_gif(self.run_dir / "samples")
@@ -514,7 +572,7 @@ class Trainer:
         return row
 
     def _epoch_line(self, records: list[dict], seconds: float) -> str:
-        r = records[-1] if records else None
+        r = next((r for r in reversed(records) if "loss_d" in r), None)
         head = f"epoch {self.epochs_done():3d} | step {self.step:7d} | {self.nimg / 1000:8.1f} kimg"
         if r is None:
             return f"{head} | {seconds:.1f} s"
@@ -552,6 +610,8 @@ def train(
     data_env: str | None = None,
     stop: StopFlag | None = None,
     override: bool = False,
+    cache_dir: Path | None = None,
 ) -> RunResult:
-    """Train (or resume) a run in `run_dir`; see RunConfig for every setting."""
-    return Trainer(cfg, Path(run_dir), resume, data_env, stop, override).run()
+    """Train (or resume) a run in `run_dir`; see RunConfig for every setting. cache_dir holds
+    the evaluator's reference features for --eval-every (default ~/.cache/fashiongan)."""
+    return Trainer(cfg, Path(run_dir), resume, data_env, stop, override, cache_dir).run()

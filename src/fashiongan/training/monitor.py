@@ -43,10 +43,15 @@ class Monitor:
         self.records.append(row)
         self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
+        if "loss_d" not in row:  # an --eval-every row
+            return
         self.bar.set_postfix_str(
             f"D {row['loss_d']:.3f} G {row['loss_g']:.3f} {row['img_per_s']:.0f} img/s",
             refresh=False,
         )
+
+    def train_records(self) -> list[dict]:
+        return [r for r in self.records if "loss_d" in r]
 
     def advance(self, n: int = 1) -> None:
         self.bar.update(n)

@@ -1,0 +1,53 @@
+"""Classification accuracy score (CAS; Ravuri & Vinyals 2019), train-on-synthetic-test-on-real:
+a fresh classifier of the evaluator's architecture and recipe is trained on labelled generated
+images and tested on the real test split. Its scale is the same recipe trained on as many real
+images per class (the ratio is reported); the reverse score tests that real-trained classifier on
+the generated images."""
+
+import time
+from collections.abc import Callable
+
+import torch
+
+from fashiongan.metrics.evaluator import EvaluatorNet, Recipe, accuracy, train_classifier
+
+
+def per_class_count(labels: torch.Tensor, n_classes: int) -> int:
+    """The smallest class count (CAS compares with a real set of that many per class)."""
+    return int(torch.bincount(labels, minlength=n_classes).min())
+
+
+def cas(
+    fake_images: torch.Tensor,
+    fake_labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    baseline: EvaluatorNet,
+    baseline_accuracy: float,
+    recipe: Recipe,
+    log: Callable[[str], None] = print,
+    device: torch.device | str = "cpu",
+) -> dict:
+    """fake_*: uint8 N×28×28 and int64 labels; test_*: the real test split; baseline: the recipe
+    trained on as many real images per class, with its test accuracy."""
+    start = time.perf_counter()
+    log(
+        f"CAS: training a classifier on {len(fake_images)} generated images "
+        f"({recipe.epochs} epochs)"
+    )
+    net = train_classifier(
+        fake_images,
+        fake_labels,
+        recipe,
+        progress=lambda e, n, loss: log(
+            f"  CAS epoch {e}/{n}  loss {loss:.4f}  {time.perf_counter() - start:.0f} s"
+        ),
+        device=device,
+    ).cpu()
+    score = accuracy(net, test_images, test_labels)
+    return {
+        "cas": score,
+        "cas_real": baseline_accuracy,
+        "cas_ratio": score / baseline_accuracy if baseline_accuracy > 0 else float("nan"),
+        "cas_reverse": accuracy(baseline, fake_images, fake_labels),
+    }

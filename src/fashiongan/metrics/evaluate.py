@@ -1,0 +1,151 @@
+"""Evaluate a source end to end: sample (or read) the images, run them through the evaluator,
+score them against the cached real reference with floors beside, and write the report. The
+Python face of `fashiongan evaluate`."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fashiongan.data.datasets import default_cache_dir, resize_images
+from fashiongan.errors import FashionGANError
+from fashiongan.metrics.evaluator import EVAL_SIZE, Evaluator, load_evaluator
+from fashiongan.metrics.reference import FeatureSet
+from fashiongan.metrics.sources import ImageSet, is_generator_source, read_image_set
+from fashiongan.metrics.suite import FID_MIN_SAMPLES, MEMORIZATION_SAMPLES, evaluate_set
+from fashiongan.reports.evaluation import write_report
+from fashiongan.sampling import latents, load_generator
+
+CAS_PER_CLASS = 6000  # the real train split's size: CAS then compares with the evaluator itself
+
+
+@dataclass
+class Evaluation:
+    results: dict  # flat metric keys, floors, provenance (what metrics.json holds)
+    out_dir: Path | None
+    written: list[Path]
+
+
+def sample_generator(
+    source: str | Path,
+    n: int,
+    seed: int = 0,
+    ema: bool = True,
+    device: str | torch.device = "cpu",
+    batch_size: int = 1000,
+) -> ImageSet:
+    """n images from a run directory or checkpoint; a conditional model gets n/10 per class."""
+    gen = load_generator(source, ema=ema, device=device)
+    y = gen.labels(n=n)
+    images = gen.images(latents(seed, n, gen.z_dim), y, batch_size)
+    what = "EMA" if ema else "raw"
+    return ImageSet(
+        images, y, f"{source} (step {gen.step}, {what} G, seed {seed})", gen.class_names, gen.step
+    )
+
+
+def default_out_dir(source: str | Path) -> Path:
+    """<run>/eval for a run directory; <run>/eval-<checkpoint> for a checkpoint inside a run;
+    <name>-eval beside any other file or folder."""
+    path = Path(source)
+    if path.is_dir() and (path / "checkpoints").is_dir():
+        return path / "eval"
+    if path.suffix == ".pt" and path.parent.name == "checkpoints":
+        return path.parent.parent / f"eval-{path.stem}"
+    stem = path.name.split(".")[0] if path.is_file() else path.name
+    return path.parent / f"{stem}-eval"
+
+
+def _at_eval_size(images: torch.Tensor) -> torch.Tensor:
+    return images if images.shape[-1] == EVAL_SIZE else resize_images(images, EVAL_SIZE)
+
+
+def featurize(image_set: ImageSet, evaluator: Evaluator) -> FeatureSet:
+    images = _at_eval_size(image_set.images)
+    features, logits = evaluator.evaluate(images)
+    return FeatureSet(images, image_set.labels, features, logits, image_set.description)
+
+
+def evaluate(
+    source: str | Path | ImageSet,
+    metrics: list[str] | None = None,
+    num_samples: int = 10_000,
+    reference: str = "test",
+    seed: int = 0,
+    out: str | Path | None = None,
+    evaluator: Evaluator | None = None,
+    cache_dir: str | Path | None = None,
+    data: str | None = None,
+    env_dir: str | None = None,
+    ema: bool = True,
+    device: str | torch.device = "cpu",
+    memorization_samples: int = MEMORIZATION_SAMPLES,
+    cas_per_class: int = CAS_PER_CLASS,
+    write: bool = True,
+    log: Callable[[str], None] = print,
+) -> Evaluation:
+    """Score a run directory, checkpoint, image-set file/folder (see metrics.sources) or an
+    ImageSet. metrics: registry names (None: every fast metric that applies). A generator
+    trains CAS on cas_per_class fresh images per class; an image set on itself."""
+    start = time.perf_counter()
+    evaluator = (evaluator or load_evaluator()).to(device)
+    cas_set = None
+    if isinstance(source, ImageSet):
+        image_set = source
+    elif is_generator_source(Path(source)):
+        if num_samples < 2:
+            raise FashionGANError(f"--num-samples {num_samples}: must be at least 2")
+        if cas_per_class < 1:
+            raise FashionGANError(f"--cas-per-class {cas_per_class}: must be at least 1")
+        image_set = sample_generator(source, num_samples, seed, ema, device)
+        n_cas = cas_per_class * len(image_set.class_names)
+
+        def cas_set() -> tuple[torch.Tensor, torch.Tensor]:
+            log(f"CAS: sampling {n_cas} images ({cas_per_class} per class, seed {seed + 1})")
+            s = sample_generator(source, n_cas, seed + 1, ema, device)
+            return _at_eval_size(s.images), s.labels
+
+    else:
+        image_set = read_image_set(str(source))
+    n = len(image_set.images)
+    wants_fid = metrics is None or "fid" in metrics
+    if wants_fid and n < FID_MIN_SAMPLES:
+        log(
+            f"warning: FID on {n} images is biased upward (it falls as n grows); compare only "
+            f"scores at equal n — the floor printed beside is computed at n={n} too"
+        )
+    sample = featurize(image_set, evaluator)
+    log(f"evaluating {n} images of {image_set.description} with {evaluator.id}")
+    results, artifacts = evaluate_set(
+        sample,
+        evaluator,
+        metrics,
+        reference,
+        Path(cache_dir) if cache_dir else default_cache_dir(),
+        data,
+        env_dir,
+        seed,
+        log=log,
+        memorization_samples=memorization_samples,
+        cas_set=cas_set,
+        device=device,
+    )
+    results["provenance"]["seconds"] = round(time.perf_counter() - start, 2)
+    if image_set.generator_step is not None:
+        results["provenance"]["generator_step"] = image_set.generator_step
+        if "cas" in results["provenance"]["metrics"]:
+            results["provenance"]["cas_images"] = f"{cas_per_class} per class, seed {seed + 1}"
+    written: list[Path] = []
+    out_dir = None
+    if write:
+        out_dir = (
+            Path(out)
+            if out
+            else default_out_dir(source if not isinstance(source, ImageSet) else ".")
+        )
+        written = write_report(
+            out_dir, results, artifacts, sample.images, sample.labels, image_set.class_names
+        )
+    return Evaluation(results, out_dir, written)

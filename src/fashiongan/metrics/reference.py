@@ -1,0 +1,81 @@
+"""Evaluator features of the real splits, computed once and cached on disk, keyed by the
+evaluator's identity and the split's data checksum so a changed model or data set never reuses
+stale numbers."""
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fashiongan.data.datasets import ImageDataset, balanced_subset, load_dataset
+from fashiongan.fileio import atomic_save
+from fashiongan.metrics.evaluator import Evaluator
+
+
+@dataclass
+class FeatureSet:
+    """An image set seen through the evaluator. images: uint8 N×28×28; labels: int64 N (true or
+    requested class) or None; features: float32 N×F; logits: float32 N×10."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    features: torch.Tensor
+    logits: torch.Tensor
+    description: str
+    checksum: str = ""
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, index: torch.Tensor, description: str) -> "FeatureSet":
+        labels = None if self.labels is None else self.labels[index]
+        return FeatureSet(
+            self.images[index], labels, self.features[index], self.logits[index], description
+        )
+
+
+def _cache_path(cache_dir: Path, evaluator: Evaluator, split: str, checksum: str) -> Path:
+    return cache_dir / "eval" / evaluator.id / f"{split}-{checksum[:16]}.pt"
+
+
+def real_features(
+    evaluator: Evaluator,
+    split: str,
+    cache_dir: Path,
+    data: str | None = None,
+    env_dir: str | None = None,
+) -> FeatureSet:
+    """The whole `split` at 28×28 with its evaluator features (cached)."""
+    ds: ImageDataset = load_dataset(data, split, env_dir=env_dir, image_size=28)
+    path = _cache_path(Path(cache_dir), evaluator, split, ds.checksum)
+    cached = None
+    if path.is_file():
+        try:
+            cached = torch.load(path, map_location="cpu", weights_only=True)
+            if cached["features"].shape[0] != len(ds) or cached["checksum"] != ds.checksum:
+                cached = None
+        except Exception:  # noqa: BLE001 - a damaged cache is recomputed, never trusted
+            cached = None
+    if cached is None:
+        features, logits = evaluator.evaluate(ds.images)
+        cached = {"features": features, "logits": logits, "checksum": ds.checksum}
+        buffer = io.BytesIO()
+        torch.save(cached, buffer)
+        atomic_save(path, lambda f: f.write(buffer.getbuffer()))
+    return FeatureSet(
+        ds.images,
+        ds.labels,
+        cached["features"],
+        cached["logits"],
+        f"real {split} split ({ds.source})",
+        ds.checksum,
+    )
+
+
+def balanced_draw(real: FeatureSet, n: int, seed: int, n_classes: int = 10) -> FeatureSet:
+    """A seeded class-balanced subset of n real images (all of them when n ≥ len)."""
+    if n >= len(real):
+        return real
+    index = balanced_subset(real.labels, n, n_classes, seed)
+    return real.subset(index, f"{n} images of the {real.description}")

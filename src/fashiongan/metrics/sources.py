@@ -1,0 +1,168 @@
+"""What `fashiongan evaluate SOURCE` reads: a run directory or checkpoint (sampled), or an image
+set on disk — NPZ (`images`, optional `labels`), an IDX images file with its labels beside it,
+a Kaggle CSV, or a PNG folder (one sub-folder per class, `<id>_<name>` or a class name, or PNGs
+directly inside: unlabelled). Every result is uint8 N×H×W with int64 labels or None."""
+
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from fashiongan.data.csv import read_csv
+from fashiongan.data.datasets import FASHION_CLASSES, parse_class
+from fashiongan.data.idx import read_idx
+from fashiongan.errors import FashionGANError
+
+KINDS = "a run directory, a checkpoint (.pt), .npz, an IDX images file, .csv or a PNG folder"
+N_CLASSES = 10
+
+
+@dataclass
+class ImageSet:
+    images: torch.Tensor  # uint8 N×H×W
+    labels: torch.Tensor | None  # int64 N in [0, 10), or None
+    description: str
+    class_names: tuple[str, ...] = FASHION_CLASSES
+    generator_step: int | None = None
+
+
+def _checked(images: np.ndarray, labels: np.ndarray | None, where: str) -> ImageSet:
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.ndim != 3 or images.shape[1] != images.shape[2] or images.shape[1] < 8:
+        raise FashionGANError(
+            f"{where}: expected square grayscale images N×S×S (S ≥ 8), found shape {images.shape}"
+        )
+    if images.dtype != np.uint8:
+        raise FashionGANError(
+            f"{where}: expected uint8 pixels 0..255, found {images.dtype} (convert with "
+            f"(x * 255).round().astype('uint8') for images in [0, 1])"
+        )
+    if len(images) < 2:
+        raise FashionGANError(f"{where}: {len(images)} image(s); at least 2 are needed")
+    lab = None
+    if labels is not None:
+        labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        if len(labels) != len(images):
+            raise FashionGANError(f"{where}: {len(images)} images but {len(labels)} labels")
+        if (labels == -1).all():
+            lab = None  # our own unconditional exports mark "no label" with -1
+        elif labels.min() < 0 or labels.max() >= N_CLASSES:
+            raise FashionGANError(
+                f"{where}: labels must be class ids 0..{N_CLASSES - 1} (or all -1 for none), "
+                f"found {labels.min()}..{labels.max()}"
+            )
+        else:
+            lab = torch.from_numpy(labels)
+    return ImageSet(torch.from_numpy(np.array(images, order="C")), lab, where)  # a writable copy
+
+
+def _read_npz(path: Path) -> ImageSet:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.keys())
+            key = next((k for k in ("images", "x", "arr_0") if k in keys), None)
+            if key is None:
+                raise FashionGANError(
+                    f"{path}: no 'images' array (found: {', '.join(keys) or 'none'})"
+                )
+            images = z[key]
+            labels = next((z[k] for k in ("labels", "y") if k in keys), None)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise FashionGANError(f"{path}: not a readable .npz ({e})") from None
+    return _checked(images, labels, str(path))
+
+
+def _read_idx_pair(path: Path) -> ImageSet:
+    label_name = path.name.replace("images-idx3", "labels-idx1")
+    label_path = path.with_name(label_name)
+    if not label_path.exists():
+        alt = label_path.with_name(label_path.name.removesuffix(".gz"))
+        gz = label_path.with_name(label_path.name + ".gz")
+        label_path = next((p for p in (alt, gz) if p.exists()), None)
+    labels = read_idx(label_path) if label_path is not None else None
+    return _checked(read_idx(path), labels, str(path))
+
+
+def _class_of_folder(name: str) -> int:
+    m = re.fullmatch(r"(\d+)(?:_.*)?", name)
+    if m and int(m.group(1)) < N_CLASSES:
+        return int(m.group(1))
+    return parse_class(name.replace("_", " "), FASHION_CLASSES)
+
+
+def _read_png(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L"))
+    except (OSError, UnidentifiedImageError) as e:
+        raise FashionGANError(f"{path}: not a readable image ({e})") from None
+
+
+def _read_png_folder(path: Path) -> ImageSet:
+    subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    direct = sorted(path.glob("*.png"))
+    if direct and subdirs:
+        raise FashionGANError(f"{path}: holds both PNGs and sub-folders; expected one or the other")
+    files, labels = [], []
+    if direct:
+        files = direct
+    for sub in subdirs:
+        try:
+            c = None if sub.name == "unlabeled" else _class_of_folder(sub.name)
+        except FashionGANError:
+            raise FashionGANError(
+                f"{sub}: sub-folder name is not a class (expected '<id>_<name>', an id 0..9 or "
+                f"a class name such as 'sneaker')"
+            ) from None
+        pngs = sorted(sub.glob("*.png"))
+        files += pngs
+        labels += [-1 if c is None else c] * len(pngs)
+    if not files:
+        raise FashionGANError(f"{path}: no .png files found (looked in it and its sub-folders)")
+    arrays = [_read_png(f) for f in files]
+    if len({a.shape for a in arrays}) > 1:
+        raise FashionGANError(f"{path}: the PNGs differ in size; expected one size")
+    lab = np.array(labels, np.int64) if labels else None
+    if lab is not None and (lab == -1).any() and not (lab == -1).all():
+        raise FashionGANError(f"{path}: mixes an 'unlabeled' folder with class folders")
+    return _checked(np.stack(arrays), lab, str(path))
+
+
+def is_generator_source(path: Path) -> bool:
+    return path.suffix == ".pt" or (path.is_dir() and (path / "checkpoints").is_dir())
+
+
+def read_image_set(source: str) -> ImageSet:
+    """Read an image set from disk (not a generator): see the module docstring."""
+    path = Path(source)
+    if not path.exists():
+        raise FashionGANError(f"{path}: no such file or directory; expected {KINDS}")
+    name = path.name.lower()
+    if path.is_dir():
+        pairs = sorted(path.glob("*-images-idx3-ubyte*"))
+        if pairs:
+            if len(pairs) > 1:
+                raise FashionGANError(
+                    f"{path}: holds {len(pairs)} IDX image files; name one of them "
+                    f"({', '.join(p.name for p in pairs)})"
+                )
+            return _read_idx_pair(pairs[0])
+        return _read_png_folder(path)
+    if name.endswith(".npz"):
+        return _read_npz(path)
+    if name.endswith(".csv"):
+        images, labels = read_csv(path)
+        return _checked(images, labels, str(path))
+    if "images-idx3" in name or name.endswith((".idx", ".ubyte", ".ubyte.gz")):
+        return _read_idx_pair(path)
+    if name.endswith(".png"):
+        raise FashionGANError(
+            f"{path}: a single PNG (a grid?) cannot be evaluated; give a folder of PNGs, or "
+            f"generate an .npz with `fashiongan generate RUN --out samples.npz`"
+        )
+    raise FashionGANError(f"{path}: cannot tell what this is; expected {KINDS}")

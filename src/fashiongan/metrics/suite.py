@@ -1,0 +1,392 @@
+"""The metric registry and the evaluation of one image set against a real reference split, with
+the real-vs-real floor of every metric beside it.
+
+Each metric is a function of a Context (the judged set and the real sets, all as evaluator
+features) returning flat, JSON-ready values; the registry's keys feed `--metrics`.
+"""
+
+import dataclasses
+import datetime
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fashiongan import __version__
+from fashiongan.errors import FashionGANError
+from fashiongan.fileio import atomic_save, atomic_write_bytes
+from fashiongan.metrics import cas as cas_mod
+from fashiongan.metrics.evaluator import (
+    Evaluator,
+    Recipe,
+    accuracy,
+    build_net,
+    train_classifier,
+)
+from fashiongan.metrics.fid import class_fid, fid
+from fashiongan.metrics.inception_score import inception_score
+from fashiongan.metrics.kid import kid
+from fashiongan.metrics.label_accuracy import class_histogram, label_accuracy
+from fashiongan.metrics.memorization import memorization, near_copy_threshold, pixel_nn
+from fashiongan.metrics.precision_recall import prdc
+from fashiongan.metrics.reference import FeatureSet, balanced_draw, real_features
+from fashiongan.registry import Registry
+
+N_CLASSES = 10
+FID_MIN_SAMPLES = 10_000
+PRDC_K = 5
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
+IS_SPLITS = 10
+MEMORIZATION_SAMPLES = 2000
+FLOOR_SEED = 0
+REFERENCE_SPLITS = ("test", "train")
+# metrics whose floor needs real images the evaluator never trained on, whatever the reference
+FLOOR_ON_TEST = ("label_accuracy", "memorization")
+
+
+@dataclass
+class Context:
+    """What a metric sees. `sample` is the judged set; `reference` the real split it is compared
+    with; `train()` and `test()` load (and cache) the real splits on first use."""
+
+    sample: FeatureSet
+    reference: FeatureSet
+    reference_split: str
+    evaluator: Evaluator
+    real: Callable[[str], FeatureSet]
+    cache_dir: Path
+    seed: int = 0
+    log: Callable[[str], None] = print
+    artifacts: dict = field(default_factory=dict)  # name → data for the report's figures
+    memorization_samples: int = MEMORIZATION_SAMPLES
+    cas_recipe: Recipe | None = None
+    # labelled images to train CAS on (uint8 N×28×28, int64 N); default: the judged set
+    cas_set: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None
+    device: torch.device | str = "cpu"  # where CAS classifiers train
+
+
+@dataclass(frozen=True)
+class Metric:
+    fn: Callable[[Context], dict]
+    keys: tuple[str, ...]
+    summary: str  # one line for --help and the report
+    needs_labels: bool = False
+    slow: bool = False  # left out of the default set (minutes)
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def _metric(name: str, keys: tuple[str, ...], summary: str, **flags):
+    def add(fn):
+        METRICS.register(name)(Metric(fn, keys, summary, **flags))
+        return fn
+
+    return add
+
+
+@_metric("fid", ("fid",), "Fréchet distance of evaluator features to the reference split")
+def _fid(ctx: Context) -> dict:
+    return {"fid": fid(ctx.sample.features, ctx.reference.features)}
+
+
+@_metric("kid", ("kid", "kid_std"), "kernel (MMD², cubic kernel) distance, mean ± std")
+def _kid(ctx: Context) -> dict:
+    mean, std = kid(
+        ctx.sample.features, ctx.reference.features, KID_SUBSETS, KID_SUBSET_SIZE, ctx.seed
+    )
+    return {"kid": mean, "kid_std": std}
+
+
+@_metric("is", ("is", "is_std"), "Inception Score with the evaluator's posteriors (max 10)")
+def _is(ctx: Context) -> dict:
+    mean, std = inception_score(ctx.sample.logits, IS_SPLITS)
+    return {"is": mean, "is_std": std}
+
+
+@_metric(
+    "prdc",
+    ("precision", "recall", "density", "coverage"),
+    f"k-NN precision/recall (fidelity/diversity), density, coverage (k={PRDC_K})",
+)
+def _prdc(ctx: Context) -> dict:
+    return prdc(ctx.reference.features, ctx.sample.features, PRDC_K)
+
+
+@_metric(
+    "label_accuracy",
+    ("label_accuracy", "class_accuracy"),
+    "share of images the evaluator assigns to their requested (or true) class",
+    needs_labels=True,
+)
+def _label_accuracy(ctx: Context) -> dict:
+    out = label_accuracy(ctx.sample.logits, ctx.sample.labels, N_CLASSES)
+    ctx.artifacts["confusion"] = out.pop("confusion")
+    return out
+
+
+@_metric(
+    "class_fid",
+    ("class_fid", "class_fid_mean"),
+    "FID within each class (requested labels, else the evaluator's predicted ones)",
+)
+def _class_fid(ctx: Context) -> dict:
+    s = ctx.sample
+    groups = s.labels if s.labels is not None else s.logits.argmax(1)
+    values = class_fid(s.features, groups, ctx.reference.features, ctx.reference.labels, N_CLASSES)
+    known = [v for v in values if v is not None]
+    return {"class_fid": values, "class_fid_mean": float(np.mean(known)) if known else None}
+
+
+@_metric(
+    "class_histogram",
+    ("class_histogram", "class_entropy"),
+    "predicted-class shares and their entropy in nats (mode coverage; ln 10 = 2.303 is even)",
+)
+def _class_histogram(ctx: Context) -> dict:
+    out = class_histogram(ctx.sample.logits, N_CLASSES)
+    ctx.artifacts["class_histogram"] = out["class_histogram"]
+    return out
+
+
+def _near_copy_threshold(ctx: Context) -> float:
+    """1% quantile of real test → train RMS pixel distances, cached per evaluator and data."""
+    train, test = ctx.real("train"), ctx.real("test")
+    path = ctx.cache_dir / "eval" / f"near-copy-{train.checksum[:16]}-{test.checksum[:16]}.json"
+    if path.is_file():
+        try:
+            return float(json.loads(path.read_text())["threshold"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    ctx.log("memorization: test → train nearest-neighbour distances (once, then cached)")
+    distances, _ = pixel_nn(test.images, train.images)
+    threshold = near_copy_threshold(distances)
+    atomic_write_bytes(path, json.dumps({"threshold": threshold}).encode())
+    return threshold
+
+
+@_metric(
+    "memorization",
+    ("nn_pixel", "nn_feature", "near_copies"),
+    "median distance to the nearest training image (pixel RMS, features); near-copy share",
+)
+def _memorization(ctx: Context) -> dict:
+    train = ctx.real("train")
+    s = ctx.sample
+    n = min(len(s), ctx.memorization_samples)
+    g = torch.Generator().manual_seed(ctx.seed)
+    pick = torch.randperm(len(s), generator=g)[:n].sort().values
+    out = memorization(
+        s.images[pick], s.features[pick], train.images, train.features, _near_copy_threshold(ctx)
+    )
+    d, nearest = out.pop("pixel_distances"), out.pop("nearest_index")
+    closest = d.argsort()[:16]
+    ctx.artifacts["closest_pairs"] = (
+        s.images[pick][closest],
+        train.images[nearest[closest]],
+        d[closest],
+    )
+    return out
+
+
+def _baseline(ctx: Context, per_class: int, recipe: Recipe) -> tuple[torch.nn.Module, float]:
+    """The CAS recipe trained on `per_class` real train images per class, and its test accuracy;
+    the shipped evaluator when that is the whole train split with the evaluator's recipe."""
+    train, test = ctx.real("train"), ctx.real("test")
+    if per_class * N_CLASSES >= len(train) and recipe == Recipe.from_dict(
+        ctx.evaluator.info["recipe"]
+    ):
+        return ctx.evaluator.net, float(ctx.evaluator.info["test_accuracy"])
+    recipe_hash = hashlib.sha256(json.dumps(dataclasses.asdict(recipe)).encode()).hexdigest()
+    key = f"{train.checksum[:16]}-{per_class}-{recipe_hash[:12]}"
+    path = ctx.cache_dir / "eval" / "cas" / f"baseline-{key}.pt"
+    net_state = None
+    if path.is_file():
+        try:
+            net_state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - recompute a damaged cache
+            net_state = None
+    if net_state is not None:
+        net = build_net(recipe)
+        net.load_state_dict(net_state["net"])
+        return net.eval(), float(net_state["accuracy"])
+    real = balanced_draw(train, per_class * N_CLASSES, FLOOR_SEED)
+    ctx.log(f"CAS baseline: training on {len(real)} real images (once, then cached)")
+    net = train_classifier(real.images, real.labels, recipe, device=ctx.device).cpu()
+    acc = accuracy(net, test.images, test.labels)
+    buffer = io.BytesIO()
+    torch.save({"net": net.state_dict(), "accuracy": acc}, buffer)
+    atomic_save(path, lambda f: f.write(buffer.getbuffer()))
+    return net, acc
+
+
+@_metric(
+    "cas",
+    ("cas", "cas_real", "cas_ratio", "cas_reverse"),
+    "train-on-synthetic test-on-real accuracy, its ratio to real data, and the reverse",
+    needs_labels=True,
+    slow=True,
+)
+def _cas(ctx: Context) -> dict:
+    test = ctx.real("test")
+    images, labels = ctx.cas_set() if ctx.cas_set else (ctx.sample.images, ctx.sample.labels)
+    recipe = ctx.cas_recipe or Recipe.from_dict(ctx.evaluator.info["recipe"])
+    per_class = cas_mod.per_class_count(labels, N_CLASSES)
+    if per_class < 1:
+        raise FashionGANError("cas needs images of every class; this set lacks some")
+    baseline, baseline_acc = _baseline(ctx, per_class, recipe)
+    return cas_mod.cas(
+        images, labels, test.images, test.labels, baseline, baseline_acc, recipe, ctx.log,
+        ctx.device,
+    )  # fmt: skip
+
+
+def applicable(names: list[str] | None, labelled: bool) -> list[str]:
+    """The metrics to compute: `names` as asked (labels permitting), or every fast metric."""
+    if names is None:
+        return [n for n in METRICS.names() if not METRICS.get(n).slow and (
+            labelled or not METRICS.get(n).needs_labels)]  # fmt: skip
+    for n in names:
+        if METRICS.get(n).needs_labels and not labelled:
+            raise FashionGANError(
+                f"--metrics {n} needs labelled images (a conditional model, or a data set with "
+                f"labels); drop it"
+            )
+    return names
+
+
+def compute(names: list[str], ctx: Context) -> dict:
+    """Run the named metrics; flat values (floats, lists) by key."""
+    values: dict = {}
+    for name in names:
+        start = time.perf_counter()
+        values.update(METRICS.get(name).fn(ctx))
+        ctx.log(f"  {name}: {time.perf_counter() - start:.1f} s")
+    return values
+
+
+def floor_sample(real: Callable[[str], FeatureSet], reference_split: str, n: int) -> FeatureSet:
+    """Real images standing in for generated ones: n class-balanced images of the other split."""
+    other = "train" if reference_split == "test" else "test"
+    return balanced_draw(real(other), n, FLOOR_SEED)
+
+
+def floors(names: list[str], ctx: Context, n: int) -> dict:
+    """The real-vs-real value of each metric at sample size n, cached (JSON) per evaluator,
+    reference data and n. CAS's floor is the real-data baseline (ratio 1)."""
+    ref = ctx.reference
+    name = f"floors-{ctx.reference_split}-{ref.checksum[:16]}-n{n}.json"
+    path = ctx.cache_dir / "eval" / ctx.evaluator.id / name
+    cached = {}
+    if path.is_file():
+        try:
+            cached = json.loads(path.read_text())
+        except ValueError:
+            cached = {}
+    missing = [m for m in names if m != "cas" and not all(k in cached for k in METRICS.get(m).keys)]
+    if missing:
+        ctx.log(f"real-vs-real floors for {', '.join(missing)} (once, then cached)")
+        sample = floor_sample(ctx.real, ctx.reference_split, n)
+        floor_ctx = dataclasses.replace(ctx, sample=sample, artifacts={}, log=lambda s: None)
+        on_test = [m for m in missing if m in FLOOR_ON_TEST]
+        if on_test:  # unseen real images with their true labels: the test split
+            test = balanced_draw(ctx.real("test"), n, FLOOR_SEED)
+            cached.update(compute(on_test, dataclasses.replace(floor_ctx, sample=test)))
+        rest = [m for m in missing if m not in FLOOR_ON_TEST]
+        cached.update(compute(rest, floor_ctx))
+        atomic_write_bytes(path, (json.dumps(cached, indent=1) + "\n").encode())
+    out = {k: cached[k] for m in names if m != "cas" for k in METRICS.get(m).keys if k in cached}
+    return out
+
+
+def make_real_loader(
+    evaluator: Evaluator, cache_dir: Path, data: str | None, env_dir: str | None
+) -> Callable[[str], FeatureSet]:
+    loaded: dict[str, FeatureSet] = {}
+
+    def real(split: str) -> FeatureSet:
+        if split not in loaded:
+            loaded[split] = real_features(evaluator, split, cache_dir, data, env_dir)
+        return loaded[split]
+
+    return real
+
+
+def evaluate_set(
+    sample: FeatureSet,
+    evaluator: Evaluator,
+    names: list[str] | None = None,
+    reference: str = "test",
+    cache_dir: Path = Path.home() / ".cache" / "fashiongan",
+    data: str | None = None,
+    env_dir: str | None = None,
+    seed: int = 0,
+    with_floors: bool = True,
+    log: Callable[[str], None] = print,
+    memorization_samples: int = MEMORIZATION_SAMPLES,
+    cas_recipe: Recipe | None = None,
+    cas_set: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[dict, dict]:
+    """Score `sample` against the real `reference` split. Returns (results, artifacts): results
+    holds the flat metric keys, `floors` (same keys, real vs real) and `provenance`."""
+    if reference not in REFERENCE_SPLITS:
+        raise FashionGANError(
+            f"--reference {reference!r}; choose one of: {', '.join(REFERENCE_SPLITS)}"
+        )
+    names = applicable(names, sample.labels is not None)
+    real = make_real_loader(evaluator, Path(cache_dir), data, env_dir)
+    ctx = Context(
+        sample,
+        real(reference),
+        reference,
+        evaluator,
+        real,
+        Path(cache_dir),
+        seed,
+        log,
+        memorization_samples=memorization_samples,
+        cas_recipe=cas_recipe,
+        cas_set=cas_set,
+        device=device,
+    )
+    start = time.perf_counter()
+    values = compute(names, ctx)
+    floor_values = floors(names, ctx, len(sample)) if with_floors else {}
+    if "cas" in names:
+        floor_values.update(cas=values["cas_real"], cas_ratio=1.0)
+    results = {
+        **values,
+        "floors": floor_values,
+        "provenance": {
+            "evaluator": evaluator.id,
+            "evaluator_test_accuracy": evaluator.info.get("test_accuracy"),
+            "metrics": names,
+            "source": sample.description,
+            "n_fake": len(sample),
+            "n_real": len(ctx.reference),
+            "split": reference,
+            "reference_checksum": ctx.reference.checksum,
+            "floor": f"{len(sample)} class-balanced real images of the "
+            f"{'train' if reference == 'test' else 'test'} split (seed {FLOOR_SEED}) vs the "
+            f"reference; label accuracy and memorization on real test images; cas: the same "
+            f"recipe trained on real images",
+            "labels": "given" if sample.labels is not None else "none",
+            "seed": seed,
+            "prdc_k": PRDC_K,
+            "kid_subsets": [KID_SUBSETS, KID_SUBSET_SIZE],
+            "is_splits": IS_SPLITS,
+            "memorization_samples": min(len(sample), memorization_samples),
+            "version": __version__,
+            "torch": torch.__version__,
+            "seconds": round(time.perf_counter() - start, 2),
+            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        },
+    }
+    return results, ctx.artifacts

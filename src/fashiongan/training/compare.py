@@ -1,0 +1,299 @@
+"""`fashiongan compare`: train one recipe per loss (or per preset) with the same budget and seeds,
+each in its own process (`--jobs` at a time), evaluate every run the same way, and write a table
+(Markdown + CSV), one figure of FID over training for all runs, and their samples side by side.
+
+A run directory that already holds checkpoints/final.pt is evaluated, not retrained, so an
+interrupted comparison continues where it stopped.
+"""
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from fashiongan import __version__
+from fashiongan.config import RunConfig, from_dict, to_dict
+from fashiongan.errors import FashionGANError
+from fashiongan.fileio import atomic_write_bytes
+from fashiongan.metrics.evaluate import CAS_PER_CLASS, evaluate
+from fashiongan.metrics.evaluator import Evaluator, load_evaluator
+from fashiongan.reports.plots import plot_fid_curves
+from fashiongan.sampling import class_seed_grid, load_generator, save_png
+from fashiongan.training.loop import pick_device, validate
+from fashiongan.training.monitor import read_metrics
+
+DEFAULT_LOSSES = ("ns", "minimax", "lsgan", "hinge", "wgan-gp")
+TABLE_KEYS = ("fid", "kid", "is", "precision", "recall", "label_accuracy", "cas")
+
+
+@dataclass
+class Variant:
+    name: str  # e.g. "hinge-s0"
+    label: str  # the loss or preset it stands for
+    seed: int
+    cfg: RunConfig
+    note: str = ""  # a setting changed from the base so the variant can train at all
+
+
+@dataclass
+class Outcome:
+    variant: Variant
+    run_dir: Path
+    ok: bool
+    wall_s: float = 0.0
+    error: str = ""
+    results: dict = field(default_factory=dict)
+    img_per_s: float = float("nan")
+    kimg: float = float("nan")
+
+
+def loss_variants(base: dict, losses: list[str], seeds: list[int]) -> list[Variant]:
+    """The base config once per loss and seed. WGAN-GP gets --d-norm none (its penalty needs
+    per-sample critic outputs): the only setting changed, and said so in the table."""
+    variants = []
+    for loss in losses:
+        for seed in seeds:
+            d = json.loads(json.dumps(base))
+            d.setdefault("loss", {})["loss"] = loss
+            d.setdefault("train", {})["seed"] = seed
+            d["name"] = f"{loss}-s{seed}"
+            note = ""
+            if loss == "wgan-gp" and d.get("model", {}).get("d_norm") == "batch":
+                d["model"]["d_norm"] = "none"
+                note = "d_norm none (gradient penalty)"
+            if (
+                loss in ("hinge", "wgan", "wgan-gp")
+                and d.get("loss", {}).get("label_smoothing", 1.0) != 1.0
+            ):
+                d["loss"]["label_smoothing"] = 1.0
+                note = (note + "; " if note else "") + "no label smoothing"
+            variants.append(Variant(d["name"], loss, seed, from_dict(d, f"compare {loss}"), note))
+    return variants
+
+
+def preset_variants(presets: dict[str, dict], seeds: list[int]) -> list[Variant]:
+    variants = []
+    for name, d in presets.items():
+        for seed in seeds:
+            d2 = json.loads(json.dumps(d))
+            d2.setdefault("train", {})["seed"] = seed
+            d2["name"] = f"{name}-s{seed}"
+            variants.append(Variant(d2["name"], name, seed, from_dict(d2, f"preset {name}")))
+    return variants
+
+
+def _train_one(v: Variant, out: Path, threads: int, env: dict) -> Outcome:
+    run_dir = out / "runs" / v.name
+    if (run_dir / "checkpoints" / "final.pt").is_file():
+        v.note = (v.note + "; " if v.note else "") + "trained earlier, reused"
+        return Outcome(v, run_dir, True)
+    if run_dir.exists():  # a half-finished earlier attempt: start over cleanly
+        shutil.rmtree(run_dir)
+    cfg_path = out / "configs" / f"{v.name}.json"
+    d = to_dict(v.cfg)
+    d["log"]["progress"] = False
+    if threads and not d["train"]["threads"]:
+        d["train"]["threads"] = threads
+    atomic_write_bytes(cfg_path, (json.dumps(d, indent=2) + "\n").encode())
+    log_path = out / "logs" / f"{v.name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "fashiongan", "train", "--config", str(cfg_path),
+           "--out", str(run_dir)]  # fmt: skip
+    start = time.perf_counter()
+    with open(log_path, "w", encoding="utf-8") as log:
+        rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    wall = time.perf_counter() - start
+    if rc != 0:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        return Outcome(v, run_dir, False, wall, lines[-1] if lines else f"exit status {rc}")
+    return Outcome(v, run_dir, True, wall)
+
+
+def _throughput(run_dir: Path) -> tuple[float, float]:
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "loss_d" in r]
+    if not rows:
+        return float("nan"), float("nan")
+    return float(np.mean([r["img_per_s"] for r in rows])), float(rows[-1]["kimg"])
+
+
+def side_by_side(outcomes: list[Outcome], seeds: int = 4) -> Image.Image:
+    """Each run's class × seed grid (seeds 0..seeds-1), side by side under its name."""
+    tiles = []
+    for o in outcomes:
+        if not o.ok:
+            continue
+        gen = load_generator(o.run_dir)
+        tiles.append((o.variant.name, class_seed_grid(gen, list(range(seeds))).convert("L")))
+    if not tiles:
+        raise FashionGANError("no run finished; nothing to show")
+    font = ImageFont.load_default()
+    gap, head = 12, 18
+    width = sum(t.width for _, t in tiles) + gap * (len(tiles) - 1)
+    height = max(t.height for _, t in tiles) + head
+    canvas = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for name, tile in tiles:
+        draw.text((x + 4, 3), name, fill=0, font=font)
+        canvas.paste(tile, (x, head))
+        x += tile.width + gap
+    return canvas
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.{digits}f}"
+
+
+def write_tables(outcomes: list[Outcome], out: Path, floors: dict, header: list[str]) -> None:
+    cols = ["run", "loss/preset", "seed", *TABLE_KEYS, "best_fid", "img_per_s", "kimg", "wall_s",
+            "note"]  # fmt: skip
+    rows = []
+    for o in outcomes:
+        r = o.results
+        row = {"run": o.variant.name, "loss/preset": o.variant.label, "seed": o.variant.seed}
+        for k in TABLE_KEYS:
+            row[k] = r.get(k)
+        row["best_fid"] = o.results.get("best_fid")
+        row.update(img_per_s=o.img_per_s, kimg=o.kimg, wall_s=o.wall_s)
+        row["note"] = o.variant.note if o.ok else f"FAILED: {o.error}"
+        rows.append(row)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    atomic_write_bytes(out / "compare.csv", buf.getvalue().encode())
+    md = header + [
+        "",
+        "| run | FID | KID×1000 | IS | precision | recall | label acc | CAS | best FID in "
+        "training | img/s | kimg | wall s | note |",
+        "| --- |" + " ---: |" * 11 + " --- |",
+    ]
+    for row in rows:
+        kid = row["kid"] * 1000 if row["kid"] is not None else None
+        md.append(
+            f"| {row['run']} | {_fmt(row['fid'])} | {_fmt(kid)} | {_fmt(row['is'])} | "
+            f"{_fmt(row['precision'])} | {_fmt(row['recall'])} | "
+            f"{_fmt(row['label_accuracy'], 4)} | {_fmt(row['cas'], 4)} | "
+            f"{_fmt(row['best_fid'])} | {_fmt(row['img_per_s'], 0)} | {_fmt(row['kimg'], 1)} | "
+            f"{_fmt(row['wall_s'], 0)} | {row['note']} |"
+        )
+    if floors:
+        kid = floors["kid"] * 1000 if floors.get("kid") is not None else None
+        md.append(
+            f"| *real vs real (floor)* | {_fmt(floors.get('fid'))} | {_fmt(kid)} | "
+            f"{_fmt(floors.get('is'))} | {_fmt(floors.get('precision'))} | "
+            f"{_fmt(floors.get('recall'))} | {_fmt(floors.get('label_accuracy'), 4)} | "
+            f"{_fmt(floors.get('cas'), 4)} | | | | | |"
+        )
+    md += ["", "![FID over training](fid.png)", "", "![samples](samples.png)", ""]
+    atomic_write_bytes(out / "compare.md", "\n".join(md).encode())
+
+
+def compare(
+    variants: list[Variant],
+    out: Path,
+    jobs: int = 1,
+    num_samples: int = 10_000,
+    with_cas: bool = False,
+    cas_per_class: int = CAS_PER_CLASS,
+    evaluator: Evaluator | None = None,
+    cache_dir: Path | None = None,
+    env: dict | None = None,
+    log=print,
+) -> list[Outcome]:
+    """Train every variant (jobs at a time), evaluate each, write compare.md/.csv, fid.png and
+    samples.png into `out`."""
+    if not variants:
+        raise FashionGANError("nothing to compare: give --losses or --presets")
+    if jobs < 1:
+        raise FashionGANError(f"--jobs {jobs}: must be at least 1")
+    for v in variants:  # every error before any training starts
+        try:
+            validate(v.cfg)
+        except FashionGANError as e:
+            raise FashionGANError(f"{v.name}: {e}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // jobs)
+    env = dict(os.environ if env is None else env)
+    log(f"training {len(variants)} runs, {jobs} at a time ({threads} threads each) → {out}")
+
+    def run(v: Variant) -> Outcome:
+        log(f"  start {v.name}")
+        o = _train_one(v, out, threads, env)
+        status = "ok" if o.ok else f"FAILED ({o.error})"
+        log(f"  done  {v.name}: {status} {o.wall_s:.0f} s")
+        return o
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        outcomes = list(pool.map(run, variants))
+    floors: dict = {}
+    for o in outcomes:
+        if not o.ok:
+            continue
+        o.img_per_s, o.kimg = _throughput(o.run_dir)
+        rows = [r for r in read_metrics(o.run_dir / "metrics.jsonl") if "fid" in r]
+        log(f"evaluating {o.variant.name}")
+        metrics = ["fid", "kid", "is", "prdc"]
+        if o.variant.cfg.model.cond != "none":
+            metrics += ["label_accuracy"] + (["cas"] if with_cas else [])
+        ev = evaluate(
+            o.run_dir,
+            metrics=metrics,
+            num_samples=num_samples,
+            out=o.run_dir / "eval",
+            evaluator=evaluator or load_evaluator(o.variant.cfg.log.evaluator),
+            cache_dir=cache_dir,
+            data=o.variant.cfg.data.data,
+            env_dir=env.get("FASHIONGAN_DATA"),
+            device=pick_device(o.variant.cfg.train.device),
+            cas_per_class=cas_per_class,
+            log=lambda s: None,
+        )
+        o.results = dict(ev.results)
+        o.results["best_fid"] = min((r["fid"] for r in rows), default=None)
+        floors = floors or ev.results.get("floors", {})
+    curves = {o.variant.name: read_metrics(o.run_dir / "metrics.jsonl") for o in outcomes if o.ok}
+    if any(any("fid" in r for r in rows) for rows in curves.values()):
+        plot_fid_curves(curves, out / "fid.png")
+    if any(o.ok for o in outcomes):
+        save_png(out / "samples.png", side_by_side(outcomes))
+    first = variants[0].cfg
+    t = first.train
+    budget = ", ".join(
+        f"{k} {v}"
+        for k, v in (
+            ("epochs", t.epochs),
+            ("steps", t.steps),
+            ("kimg", t.kimg),
+            ("max_time", t.max_time),
+        )
+        if v  # fmt: skip
+    )
+    header = [
+        "# fashiongan compare",
+        "",
+        f"- budget per run: {budget}; batch {t.batch_size}; model {first.model.model} "
+        f"cond={first.model.cond} width {first.model.width}",
+        f"- evaluation: {num_samples} samples per run (EMA G), evaluator features vs the real "
+        f"test split; --eval-every {first.log.eval_every} steps on {first.log.eval_samples}",
+        f"- {jobs} job(s) at a time, {threads} thread(s) each; fashiongan {__version__}, "
+        f"torch {torch.__version__}, device {t.device}",
+    ]
+    write_tables(outcomes, out, floors, header)
+    return outcomes
