@@ -14,12 +14,12 @@ def nearest(queries: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, to
     """float32 Q×D, K×D → (Euclidean distance to the nearest key, its index), each Q.
     Squared norms expanded around one matmul per chunk; float32 is enough to rank."""
     keys = keys.float()
-    key_sq = (keys * keys).sum(1)
+    key_sq = (keys * keys).sum(1).unsqueeze(0)
     dist, index = [], []
     for q in queries.float().split(CHUNK):
-        sq = (q * q).sum(1, keepdim=True) + key_sq - 2 * q @ keys.T
-        best = sq.min(1)
-        dist.append(best.values.clamp(min=0).sqrt())
+        # |q|² is the same along a row: add it after the min, saving a pass over chunk × K
+        best = torch.addmm(key_sq, q, keys.T, alpha=-2).min(1)
+        dist.append((best.values + (q * q).sum(1)).clamp(min=0).sqrt())
         index.append(best.indices)
     return torch.cat(dist), torch.cat(index)
 

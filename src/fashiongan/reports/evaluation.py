@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from fashiongan.fileio import atomic_write_bytes  # noqa: E402
 from fashiongan.sampling import label_rows, make_grid, save_png  # noqa: E402
@@ -106,11 +107,13 @@ def plot_histogram(shares: list[float], floor: list[float] | None, names) -> byt
     return _png(fig)
 
 
-def closest_pairs_image(pairs) -> np.ndarray:
-    """Top row: the generated images nearest to a training image; bottom row: that image."""
+def closest_pairs_image(pairs, scale: int = 3) -> Image.Image:
+    """Top row: the judged images nearest to a training image; bottom row: that image
+    (upscaled `scale`× so 28-pixel images can be seen)."""
     generated, train, _ = pairs
-    n = len(generated)
-    return make_grid(np.concatenate([generated.numpy(), train.numpy()]), n)
+    grid = make_grid(np.concatenate([generated.numpy(), train.numpy()]), len(generated))
+    img = Image.fromarray(grid)
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
 
 
 def _sample_grid(images, labels, class_names) -> object:
