@@ -259,3 +259,18 @@ def test_compare_trains_evaluates_and_tabulates(tiny_evaluator, tmp_path, monkey
         assert (out / name).is_file(), name
     md = (out / "compare.md").read_text()
     assert "real vs real" in md and "hinge-s0" in md
+
+
+def test_compare_summarises_seeds():
+    from fashiongan.config import RunConfig
+    from fashiongan.training.compare import Outcome, Variant, seed_summary
+
+    def outcome(label, seed, fid):
+        return Outcome(Variant(f"{label}-s{seed}", label, seed, RunConfig()), None, True,
+                       results={"fid": fid, "kid": 0.001})  # fmt: skip
+
+    assert seed_summary([outcome("ns", 0, 10.0), outcome("hinge", 0, 12.0)]) == []
+    lines = seed_summary([outcome("ns", 0, 10.0), outcome("ns", 1, 14.0), outcome("hinge", 0, 9)])
+    row = next(line for line in lines if line.startswith("| ns "))
+    assert "| 2 | 12.000 ± 2.000 | 1.000 ± 0.000 |" in row
+    assert any(line.startswith("| hinge | 1 | 9.000 ± 0.000") for line in lines)

@@ -158,6 +158,31 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def seed_summary(outcomes: list[Outcome]) -> list[str]:
+    """Markdown lines: mean ± std over seeds per loss/preset (none when each ran once)."""
+    by_label: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        if o.ok:
+            by_label.setdefault(o.variant.label, []).append(o)
+    if all(len(v) < 2 for v in by_label.values()):
+        return []
+    names = {"fid": "FID", "kid": "KID×1000", "is": "IS", "precision": "precision",
+             "recall": "recall", "label_accuracy": "label acc", "cas": "CAS"}  # fmt: skip
+    keys = [k for k in TABLE_KEYS if any(k in o.results for v in by_label.values() for o in v)]
+    lines = ["", "Mean ± std over seeds:", "",
+             "| loss/preset | seeds | " + " | ".join(names[k] for k in keys) + " |",
+             "| --- | ---: |" + " ---: |" * len(keys)]  # fmt: skip
+    for label, runs in by_label.items():
+        cells = []
+        for k in keys:
+            values = [o.results[k] for o in runs if o.results.get(k) is not None]
+            scale = 1000 if k == "kid" else 1
+            v = np.array(values, dtype=float) * scale
+            cells.append(f"{v.mean():.3f} ± {v.std():.3f}" if len(v) else "—")
+        lines.append(f"| {label} | {len(runs)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_tables(outcomes: list[Outcome], out: Path, floors: dict, header: list[str]) -> None:
     cols = ["run", "loss/preset", "seed", *TABLE_KEYS, "best_fid", "img_per_s", "kimg", "wall_s",
             "note"]  # fmt: skip
@@ -200,6 +225,7 @@ def write_tables(outcomes: list[Outcome], out: Path, floors: dict, header: list[
             f"{_fmt(floors.get('recall'))} | {_fmt(floors.get('label_accuracy'), 4)} | "
             f"{_fmt(floors.get('cas'), 4)} | | | | | |"
         )
+    md += seed_summary(outcomes)
     md += ["", "![FID over training](fid.png)", "", "![samples](samples.png)", ""]
     atomic_write_bytes(out / "compare.md", "\n".join(md).encode())
 
