@@ -230,6 +230,7 @@ def test_eval_every_logs_plots_and_keeps_best(tiny_evaluator, tmp_path, monkeypa
     rows = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "fid" in r]
     assert [r["step"] for r in rows] == [3, 6]
     assert all("label_accuracy" in r and r["is"] >= 1 for r in rows)
+    assert rows[0]["evaluator"] == load_evaluator(ev_dir).id
     assert rows[-1]["best_fid"] == min(r["fid"] for r in rows)
     best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
     assert best["best_fid"] == pytest.approx(rows[-1]["best_fid"])
@@ -258,7 +259,7 @@ def test_compare_trains_evaluates_and_tabulates(tiny_evaluator, tmp_path, monkey
     for name in ("compare.md", "fid.png", "samples.png"):
         assert (out / name).is_file(), name
     md = (out / "compare.md").read_text()
-    assert "real vs real" in md and "hinge-s0" in md
+    assert "real vs real" in md and "hinge-s0" in md and load_evaluator(ev_dir).id in md
 
 
 def test_compare_summarises_seeds():
@@ -274,3 +275,16 @@ def test_compare_summarises_seeds():
     row = next(line for line in lines if line.startswith("| ns "))
     assert "| 2 | 12.000 ± 2.000 | 1.000 ± 0.000 |" in row
     assert any(line.startswith("| hinge | 1 | 9.000 ± 0.000") for line in lines)
+
+
+def test_evaluator_cli_trains_and_describes(tiny_evaluator, tmp_path, capsys):
+    _, data = tiny_evaluator
+    out = tmp_path / "ev"
+    argv = ["evaluator", "train", "--out", str(out), "--epochs", "1", "--data", str(data)]
+    assert main(argv) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    assert main(["evaluator", "info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert load_evaluator(out).id in info and '"epochs": 1' in info
+    assert main(["evaluator", "train", "--out", str(out), "--epochs", "0"]) == 2
+    assert "--epochs 0" in capsys.readouterr().err

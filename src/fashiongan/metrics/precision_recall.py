@@ -29,10 +29,11 @@ def kth_neighbour_distance(x, k: int) -> torch.Tensor:
     )
 
 
-def prdc(real, fake, k: int = 5) -> dict[str, float]:
-    """real: float N×F, fake: float M×F → precision, recall, density, coverage."""
+def prdc(real, fake, k: int = 5, real_radii: torch.Tensor | None = None) -> dict[str, float]:
+    """real: float N×F, fake: float M×F → precision, recall, density, coverage. real_radii:
+    kth_neighbour_distance(real, k), when the caller has it cached."""
     real, fake = _as64(real), _as64(fake)
-    r_real = kth_neighbour_distance(real, k)  # N
+    r_real = kth_neighbour_distance(real, k) if real_radii is None else real_radii.double()
     r_fake = kth_neighbour_distance(fake, k)  # M
     inside_count = torch.zeros(len(fake), dtype=torch.float64)  # real balls holding each fake
     nearest_fake = torch.empty(len(real), dtype=torch.float64)

@@ -11,6 +11,7 @@ import torch
 from fashiongan.data.datasets import ImageDataset, balanced_subset, load_dataset
 from fashiongan.fileio import atomic_save
 from fashiongan.metrics.evaluator import Evaluator
+from fashiongan.metrics.precision_recall import kth_neighbour_distance
 
 
 @dataclass
@@ -71,6 +72,26 @@ def real_features(
         f"real {split} split ({ds.source})",
         ds.checksum,
     )
+
+
+def reference_radii(
+    real: FeatureSet, evaluator: Evaluator, cache_dir: Path, split: str, k: int
+) -> torch.Tensor:
+    """Each real feature's k-th nearest-neighbour distance (the PRDC manifold radii), cached
+    beside the features: for the 60k train split this is the costly half of PRDC."""
+    path = _cache_path(Path(cache_dir), evaluator, split, real.checksum).with_suffix(f".k{k}.pt")
+    if path.is_file():
+        try:
+            radii = torch.load(path, map_location="cpu", weights_only=True)
+            if radii.shape == (len(real),):
+                return radii
+        except Exception:  # noqa: BLE001 - a damaged cache is recomputed, never trusted
+            pass
+    radii = kth_neighbour_distance(real.features, k)
+    buffer = io.BytesIO()
+    torch.save(radii, buffer)
+    atomic_save(path, lambda f: f.write(buffer.getbuffer()))
+    return radii
 
 
 def balanced_draw(real: FeatureSet, n: int, seed: int, n_classes: int = 10) -> FeatureSet:

@@ -35,7 +35,12 @@ from fashiongan.metrics.kid import kid
 from fashiongan.metrics.label_accuracy import class_histogram, label_accuracy
 from fashiongan.metrics.memorization import memorization, near_copy_threshold, pixel_nn
 from fashiongan.metrics.precision_recall import prdc
-from fashiongan.metrics.reference import FeatureSet, balanced_draw, real_features
+from fashiongan.metrics.reference import (
+    FeatureSet,
+    balanced_draw,
+    real_features,
+    reference_radii,
+)
 from fashiongan.registry import Registry
 
 N_CLASSES = 10
@@ -116,7 +121,9 @@ def _is(ctx: Context) -> dict:
     f"k-NN precision/recall (fidelity/diversity), density, coverage (k={PRDC_K})",
 )
 def _prdc(ctx: Context) -> dict:
-    return prdc(ctx.reference.features, ctx.sample.features, PRDC_K)
+    ref = ctx.reference
+    radii = reference_radii(ref, ctx.evaluator, ctx.cache_dir, ctx.reference_split, PRDC_K)
+    return prdc(ref.features, ctx.sample.features, PRDC_K, radii)
 
 
 @_metric(

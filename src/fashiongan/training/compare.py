@@ -269,6 +269,7 @@ def compare(
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         outcomes = list(pool.map(run, variants))
     floors: dict = {}
+    evaluator_id = ""
     for o in outcomes:
         if not o.ok:
             continue
@@ -294,6 +295,7 @@ def compare(
         o.results = dict(ev.results)
         o.results["best_fid"] = min((r["fid"] for r in rows), default=None)
         floors = floors or ev.results.get("floors", {})
+        evaluator_id = ev.results["provenance"]["evaluator"]
     curves = {o.variant.name: read_metrics(o.run_dir / "metrics.jsonl") for o in outcomes if o.ok}
     if any(any("fid" in r for r in rows) for rows in curves.values()):
         plot_fid_curves(curves, out / "fid.png")
@@ -316,8 +318,9 @@ def compare(
         "",
         f"- budget per run: {budget}; batch {t.batch_size}; model {first.model.model} "
         f"cond={first.model.cond} width {first.model.width}",
-        f"- evaluation: {num_samples} samples per run (EMA G), evaluator features vs the real "
-        f"test split; --eval-every {first.log.eval_every} steps on {first.log.eval_samples}",
+        f"- evaluation: {num_samples} samples per run (EMA G), features of evaluator "
+        f"{evaluator_id or '(none)'} vs the real test split; --eval-every "
+        f"{first.log.eval_every} steps on {first.log.eval_samples}",
         f"- {jobs} job(s) at a time, {threads} thread(s) each; fashiongan {__version__}, "
         f"torch {torch.__version__}, device {t.device}",
     ]

@@ -35,7 +35,7 @@ class PeriodicEval:
         self.reference = real_features(self.evaluator, "test", cache_dir, data, data_env)
 
     def __call__(self, gen: LoadedGenerator) -> dict:
-        """→ {fid, is, is_std, label_accuracy (conditional only), eval_seconds}"""
+        """→ {fid, is, is_std, label_accuracy (conditional only), eval_seconds, evaluator}"""
         start = time.perf_counter()
         y = gen.labels(n=self.n)
         images = gen.images(latents(EVAL_SEED, self.n, gen.z_dim), y)
@@ -49,4 +49,5 @@ class PeriodicEval:
         if y is not None:
             row["label_accuracy"] = label_accuracy(sample.logits, y, 10)["label_accuracy"]
         row["eval_seconds"] = round(time.perf_counter() - start, 2)
+        row["evaluator"] = self.evaluator.id
         return row
