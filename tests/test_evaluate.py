@@ -288,3 +288,21 @@ def test_evaluator_cli_trains_and_describes(tiny_evaluator, tmp_path, capsys):
     assert load_evaluator(out).id in info and '"epochs": 1' in info
     assert main(["evaluator", "train", "--out", str(out), "--epochs", "0"]) == 2
     assert "--epochs 0" in capsys.readouterr().err
+
+
+def test_evaluator_trained_on_other_data_is_flagged(tiny_evaluator, tmp_path):
+    _, data = tiny_evaluator
+    images, labels = synthetic_images(10)
+    from fashiongan.metrics.sources import ImageSet
+
+    lines = []
+    evaluate(
+        ImageSet(torch.from_numpy(images), torch.from_numpy(labels), "synthetic"),
+        metrics=["fid"],
+        evaluator=load_evaluator(),  # the shipped Fashion-MNIST one
+        cache_dir=tmp_path,
+        data=str(data),
+        write=False,
+        log=lines.append,
+    )
+    assert any("trained on other data" in line for line in lines)

@@ -363,6 +363,13 @@ def evaluate_set(
         cas_set=cas_set,
         device=device,
     )
+    known = (evaluator.info.get("train_checksum"), evaluator.info.get("test_checksum"))
+    if ctx.reference.checksum not in known:
+        log(
+            f"warning: {evaluator.id} was trained on other data than this reference split "
+            f"({ctx.reference.description}); for another data set train an evaluator on it "
+            f"(`fashiongan evaluator train --data ...`) and pass --evaluator"
+        )
     start = time.perf_counter()
     values = compute(names, ctx)
     floor_values = floors(names, ctx, len(sample)) if with_floors else {}
