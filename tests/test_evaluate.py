@@ -306,3 +306,34 @@ def test_evaluator_trained_on_other_data_is_flagged(tiny_evaluator, tmp_path):
         log=lines.append,
     )
     assert any("trained on other data" in line for line in lines)
+
+
+def test_compare_presets_and_bad_input(tiny_evaluator, tmp_path, capsys):
+    ev_dir, data = tiny_evaluator
+    out = tmp_path / "cmp"
+    argv = ["compare", "--presets", "dcgan-bce,dcgan-lsgan", "--out", str(out), "--data",
+            str(data), "--steps", "2", "--width", "0.25", "--batch-size", "16", "--z-dim", "8",
+            "--eval-samples", "100", "--num-samples", "100", "--grid-seeds", "2",
+            "--evaluator", str(ev_dir)]  # fmt: skip
+    from fashiongan.cli import main as cli_main
+
+    assert cli_main(argv) == 0
+    rows = (out / "compare.csv").read_text().strip().splitlines()
+    assert [r.split(",")[1] for r in rows[1:]] == ["dcgan-bce", "dcgan-lsgan"]
+    assert cli_main(["compare", "--losses", "ns", "--presets", "default"]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def test_compare_adapts_and_notes_settings_a_loss_cannot_take():
+    from fashiongan.config import RunConfig, to_dict
+    from fashiongan.training.compare import loss_variants
+
+    base = to_dict(RunConfig())
+    base["loss"]["label_smoothing"] = 0.9
+    base["model"]["d_norm"] = "batch"
+    variants = {v.label: v for v in loss_variants(base, ["ns", "hinge", "wgan-gp"], [0, 1])}
+    assert variants["ns"].note == "" and variants["ns"].cfg.loss.label_smoothing == 0.9
+    assert variants["hinge"].cfg.loss.label_smoothing == 1.0
+    assert "no label smoothing" in variants["hinge"].note
+    gp = variants["wgan-gp"]
+    assert gp.cfg.model.d_norm == "none" and "d_norm none" in gp.note and gp.seed == 1
