@@ -52,7 +52,11 @@ def tiny_evaluator(tmp_path_factory):
 def test_recipe_is_reproducible_and_saves_with_its_hash(tmp_path):
     images, labels = synthetic_images(5)
     x, y = torch.from_numpy(images), torch.from_numpy(labels)
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
     a, b = train_classifier(x, y, TINY), train_classifier(x, y, TINY)
+    assert torch.equal(torch.rand(3), expected_next)  # the caller's RNG stream is untouched
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(va, vb), k
     save_evaluator(tmp_path, a, {"recipe": TINY.__dict__, "test_accuracy": 0.5})

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -134,8 +133,16 @@ def train_classifier(
 ) -> EvaluatorNet:
     """Train a fresh EvaluatorNet on uint8 N×H×W images and int64 labels in [0, 10) with
     `recipe` (seeded; bit-reproducible on CPU). progress(epoch, epochs, train_loss) is called
-    after every epoch. Returns the net in eval mode on `device`."""
-    torch.manual_seed(recipe.seed)
+    after every epoch. Returns the net in eval mode on `device`. The caller's global RNG state
+    is left as it was."""
+    dev = torch.device(device)
+    forked = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=forked):
+        torch.manual_seed(recipe.seed)  # weight init and dropout
+        return _train(images, labels, recipe, progress, dev)
+
+
+def _train(images, labels, recipe: Recipe, progress, device: torch.device) -> EvaluatorNet:
     g = torch.Generator().manual_seed(recipe.seed)
     x_all = prepare(images).to(device)
     y_all = labels.long().to(device)
@@ -293,8 +300,3 @@ def train_evaluator(
     )
     save_evaluator(out, net, info)
     return load_evaluator(out)
-
-
-def features_of(evaluator: Evaluator, images: np.ndarray | torch.Tensor):
-    """Convenience for numpy uint8 input; see Evaluator.evaluate."""
-    return evaluator.evaluate(torch.as_tensor(images))
