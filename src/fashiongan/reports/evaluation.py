@@ -2,7 +2,6 @@
 its figures (confusion matrix, class histogram, closest training pairs, samples), and the table
 printed on the terminal."""
 
-import io
 import json
 import math
 import os
@@ -16,6 +15,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from fashiongan.fileio import atomic_write_bytes  # noqa: E402
+from fashiongan.reports.plots import figure_png  # noqa: E402
 from fashiongan.sampling import label_rows, make_grid, save_png  # noqa: E402
 
 # key → (label, better: "low" | "high" | "ceiling", format)
@@ -70,13 +70,6 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def plot_confusion(cm: np.ndarray, class_names: tuple[str, ...]) -> bytes:
     """Rows: requested class; columns: the evaluator's prediction; cells: share of the row."""
     share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
@@ -91,7 +84,7 @@ def plot_confusion(cm: np.ndarray, class_names: tuple[str, ...]) -> bytes:
     ax.set_yticks(ticks, class_names, fontsize=8)
     ax.set(xlabel="predicted by the evaluator", ylabel="requested class", title="Label accuracy")
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def plot_histogram(shares: list[float], floor: list[float] | None, names) -> bytes:
@@ -104,7 +97,7 @@ def plot_histogram(shares: list[float], floor: list[float] | None, names) -> byt
     ax.set(ylabel="share of images", title="Predicted classes")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def closest_pairs_image(pairs, scale: int = 3) -> Image.Image:

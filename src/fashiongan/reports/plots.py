@@ -45,11 +45,8 @@ def plot_training(records: list[dict], out_dir: str | os.PathLike) -> list[Path]
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
     path = out_dir / "training.png"
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, figure_png(fig))
     return [path]
 
 
@@ -83,7 +80,7 @@ def plot_evaluation(records: list[dict], out_dir: str | os.PathLike) -> list[Pat
         ax_acc.legend(loc="lower right", fontsize="small")
     ax_q.legend(loc="upper left", fontsize="small")
     path = Path(out_dir) / "eval.png"
-    atomic_write_bytes(path, _png_bytes(fig))
+    atomic_write_bytes(path, figure_png(fig))
     return [path]
 
 
@@ -100,11 +97,11 @@ def plot_fid_curves(curves: dict[str, list[dict]], path: str | os.PathLike) -> P
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    atomic_write_bytes(path, _png_bytes(fig))
+    atomic_write_bytes(path, figure_png(fig))
     return Path(path)
 
 
-def _png_bytes(fig) -> bytes:
+def figure_png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)

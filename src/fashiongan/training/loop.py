@@ -379,15 +379,10 @@ class Trainer:
             f"{self.cfg.log.eval_samples} samples in {row['eval_seconds']:.1f} s"
             + (" | new best → checkpoints/best.pt" if improved else "")
         )
-        if improved:
-            self.save_best()
+        if improved:  # sampler() above re-estimated G_ema's BatchNorm statistics already
+            save_checkpoint([self.run_dir / "checkpoints" / "best.pt"], self.state_dict())
         plot_evaluation(mon.records, self.run_dir / "plots")
         return row
-
-    def save_best(self) -> None:
-        if self.ema:
-            recalibrate_batchnorm(self.ema.G_ema, self.data.n_classes, self.cfg.model.z_dim)
-        save_checkpoint([self.run_dir / "checkpoints" / "best.pt"], self.state_dict())
 
     # --- one step ------------------------------------------------------------------------
     def _noise_std(self) -> float:
