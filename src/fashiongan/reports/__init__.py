@@ -1,1 +1,1 @@
-"""Reports: training-curve plots."""
+"""Reports: training-curve plots and the evaluation report."""

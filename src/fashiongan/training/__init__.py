@@ -1,1 +1,1 @@
-"""Training: the loop, EMA, checkpoints, monitoring."""
+"""Training: the loop, EMA, monitoring, periodic evaluation and loss/preset comparison."""
