@@ -341,3 +341,41 @@ def test_compare_adapts_and_notes_settings_a_loss_cannot_take():
     assert "no label smoothing" in variants["hinge"].note
     gp = variants["wgan-gp"]
     assert gp.cfg.model.d_norm == "none" and "d_norm none" in gp.note and gp.seed == 1
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_evaluator, tmp_path_factory):
+    _, data = tiny_evaluator
+    run = tmp_path_factory.mktemp("run") / "run"
+    train(tiny(data, steps=2), run)
+    return run
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--config", "{tmp}/missing.json", "--steps", "1"], "--config"),
+        (["train", "--config", "{tmp}/bad.json", "--steps", "1"], "not valid JSON"),
+        (["train", "--config", "{tmp}/list.json", "--steps", "1"], "JSON object"),
+        (["train", "--config", "{tmp}/bad.json", "--preset", "default"], "not both"),
+        (["train", "--eval-every", "-1", "--steps", "1", "--dry-run"], "--eval-every -1"),
+        (["train", "--eval-samples", "50", "--steps", "1", "--dry-run"], "--eval-samples 50"),
+        (["evaluate", "{run}", "--memorization-samples", "0"], "--memorization-samples 0"),
+        (["evaluate", "{run}", "--num-samples", "1"], "--num-samples 1"),
+        (["evaluate", "{run}", "--cas-per-class", "0"], "--cas-per-class 0"),
+        (["evaluate", "{run}", "--reference", "val"], "invalid choice"),
+        (
+            ["compare", "--losses", "ns", "--jobs", "0", "--steps", "1", "--out", "{tmp}/c"],
+            "--jobs 0",
+        ),  # fmt: skip
+        (["compare", "--losses", "nss", "--steps", "1", "--out", "{tmp}/c"], "unknown loss"),
+    ],
+)
+def test_new_flags_reject_bad_input_in_one_line(tiny_run, tmp_path, capsys, argv, message):
+    (tmp_path / "bad.json").write_text("{nope")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    argv = [a.format(tmp=tmp_path, run=tiny_run) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "c").exists()  # nothing half-written

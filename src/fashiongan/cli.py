@@ -337,15 +337,18 @@ def _install_stop_handler():
     return stop
 
 
-def _read_json(path: str) -> dict:
+def _read_json(path: str | Path, flag: str = "") -> dict:
+    """A JSON object of settings (a --config file or a run's config.json), or a one-line error
+    naming `flag` when the path came from one."""
+    where = f"{flag} {path}" if flag else str(path)
     try:
         d = json.loads(Path(path).read_text())
     except OSError as e:
-        raise FashionGANError(f"--config {path}: {e.strerror or e}") from None
+        raise FashionGANError(f"{where}: {e.strerror or e}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FashionGANError(f"--config {path}: not valid JSON ({e})") from None
+        raise FashionGANError(f"{where}: not valid JSON ({e})") from None
     if not isinstance(d, dict):
-        raise FashionGANError(f"--config {path}: expected a JSON object of settings")
+        raise FashionGANError(f"{where}: expected a JSON object of settings")
     return d
 
 
@@ -356,7 +359,7 @@ def _base_config(preset: str | None, config: str | None) -> RunConfig:
     if preset:
         return from_dict({**load_preset(preset), "name": preset}, origin=f"preset {preset}")
     if config:
-        return from_dict(_read_json(config), origin=config)
+        return from_dict(_read_json(config, "--config"), origin=config)
     return RunConfig()
 
 
@@ -372,11 +375,7 @@ def cmd_train(args) -> int:
             raise FashionGANError(
                 f"--resume {run_dir}: no config.json there (not a run directory?)"
             )
-        try:
-            saved = json.loads(config_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise FashionGANError(f"{config_path}: not valid JSON ({e})") from None
-        cfg = from_dict(saved, origin=str(config_path))
+        cfg = from_dict(_read_json(config_path), origin=str(config_path))
         if args.preset or args.config:
             raise FashionGANError(
                 "--preset/--config cannot be combined with --resume (the run has its settings)"
