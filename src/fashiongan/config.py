@@ -55,6 +55,11 @@ class LossConfig:
     gp_weight: float = _f(10.0, "λ of the WGAN-GP gradient penalty (--loss wgan-gp)")
     r1: float = _f(0.0, "γ of the R1 penalty γ/2·‖∇D(x)‖² on real images (0 = off)")
     weight_clip: float = _f(0.01, "clip D's weights to ±c after each D step (--loss wgan)")
+    aux_weight: float = _f(
+        0.0,
+        "AC-GAN auxiliary classifier: weight of the class cross-entropy D learns on real images "
+        "and G minimises on its samples (0 = off; needs --cond concat or projection)",
+    )
 
 
 @dataclass
@@ -89,6 +94,11 @@ class TrainConfig:
     seed: int = _f(0, "seed of everything random: init, data order, noise")
     device: str = _f("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"))
     threads: int = _f(0, "CPU threads for torch (0 = torch's default)")
+    compile: bool = _f(
+        False,
+        "torch.compile G and D for the training step (the gradient penalties run eagerly: "
+        "compiled graphs have no double backward); the first steps are slow while it compiles",
+    )
 
 
 @dataclass

@@ -30,11 +30,19 @@ def build_generator(
 
 
 def build_discriminator(
-    model: str, n_classes: int, cond: str, width: float, d_norm: str, spectral_norm: bool
+    model: str,
+    n_classes: int,
+    cond: str,
+    width: float,
+    d_norm: str,
+    spectral_norm: bool,
+    aux_classifier: bool = False,
 ) -> Discriminator:
     if d_norm not in D_NORMS:
         raise FashionGANError(f"unknown --d-norm {d_norm!r}; choose one of: {', '.join(D_NORMS)}")
-    return Discriminator(MODELS.get(model), n_classes, cond, width, d_norm, spectral_norm)
+    return Discriminator(
+        MODELS.get(model), n_classes, cond, width, d_norm, spectral_norm, aux_classifier
+    )
 
 
 def count_params(module: nn.Module) -> int:

@@ -13,6 +13,8 @@ with c = 64 × width. Conditioning:
               input channel (Mirza & Osindero 2014, the classic cGAN).
   projection  G: class-conditional batch norm; D: logit += <embed(y), sum-pooled features>
               (Miyato & Koyama 2018, "cGANs with Projection Discriminator").
+Any conditional D may also carry an auxiliary classifier head (AC-GAN, Odena et al. 2017): a
+linear layer on the same flattened features, returned by forward(..., classes=True).
 """
 
 from dataclasses import dataclass
@@ -73,7 +75,8 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D(x, y) → raw logits float32 (B,), higher = more real. x: B×1×R×R in [-1, 1]."""
+    """D(x, y) → raw logits float32 (B,), higher = more real. x: B×1×R×R in [-1, 1].
+    With aux_classifier, D(x, y, classes=True) → (logits, class logits B×n_classes)."""
 
     def __init__(
         self,
@@ -83,6 +86,7 @@ class Discriminator(nn.Module):
         width: float,
         d_norm: str,
         use_spectral_norm: bool,
+        aux_classifier: bool = False,
     ):
         super().__init__()
         c = [max(1, round(64 * width * m)) for m in spec.d_mult]
@@ -99,18 +103,24 @@ class Discriminator(nn.Module):
         final_res = spec.resolution // 2 ** len(c)
         self.fc = sn(nn.Linear(c[-1] * final_res**2, 1))
         self.proj = nn.Embedding(n_classes, c[-1]) if cond == "projection" else None
+        self.classify = nn.Linear(c[-1] * final_res**2, n_classes) if aux_classifier else None
         init_dcgan(self)
         if self.proj is not None:
             nn.init.normal_(self.proj.weight, 0.0, 0.02)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, classes: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if self.cond == "concat":
             side = self.spec.resolution
             x = torch.cat([x, embed(self.label_map, y).view(-1, 1, side, side).to(x.dtype)], 1)
         h = x
         for conv, norm in zip(self.convs, self.norms):
             h = F.leaky_relu(norm(conv(h)), 0.2)
-        out = self.fc(h.flatten(1)).squeeze(1)
+        flat = h.flatten(1)
+        out = self.fc(flat).squeeze(1)
         if self.cond == "projection":
             out = out + (embed(self.proj, y) * h.sum(dim=(2, 3))).sum(1)
+        if classes:
+            return out, self.classify(flat)
         return out

@@ -13,7 +13,11 @@ from fashiongan.fileio import atomic_write_bytes  # noqa: E402
 
 # panel → (title, y label, [(metrics.jsonl key, legend)])
 PANELS = {
-    "losses": ("Losses", "loss", [("loss_d", "D"), ("loss_g", "G")]),
+    "losses": (
+        "Losses",
+        "loss",
+        [("loss_d", "D"), ("loss_g", "G"), ("aux_loss_d", "D class"), ("aux_loss_g", "G class")],
+    ),
     "d_outputs": (
         "Discriminator outputs",
         "mean D(·) (σ for minimax/ns)",
@@ -39,6 +43,8 @@ def plot_training(records: list[dict], out_dir: str | os.PathLike) -> list[Path]
     fig.subplots_adjust(left=0.07, right=0.98, top=0.95, bottom=0.08, hspace=0.45, wspace=0.22)
     for ax, (key, (title, ylabel, series)) in zip(axes.flat, PANELS.items()):
         for field, legend in series:
+            if field.startswith("aux_") and not any(r.get(field) for r in records):
+                continue  # the AC-GAN terms only when --aux-weight is on
             ax.plot(kimg, [r.get(field, float("nan")) for r in records], label=legend, lw=1.2)
         ax.set(title=title, xlabel="kimg (thousands of real images seen)", ylabel=ylabel)
         if key == "grad_norms":

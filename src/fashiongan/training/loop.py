@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from fashiongan import __version__
@@ -38,7 +39,17 @@ from fashiongan.sampling import (
 from fashiongan.training.ema import EMA
 from fashiongan.training.monitor import Monitor
 
-STAT_KEYS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "penalty")
+STAT_KEYS = (
+    "loss_d",
+    "loss_g",
+    "d_real",
+    "d_fake",
+    "grad_norm_d",
+    "grad_norm_g",
+    "penalty",
+    "aux_loss_d",
+    "aux_loss_g",
+)
 
 
 def pick_device(name: str) -> torch.device:
@@ -88,6 +99,11 @@ def validate(cfg: RunConfig) -> None:
             "outputs; use --d-norm none",
         ),
         (lo.gp_weight >= 0 and lo.r1 >= 0, "--gp-weight and --r1 must not be negative"),
+        (lo.aux_weight >= 0, f"--aux-weight {lo.aux_weight}: must not be negative"),
+        (
+            lo.aux_weight == 0 or m.cond != "none",
+            "--aux-weight needs class labels to learn: use --cond concat or projection",
+        ),
         (lo.weight_clip > 0, f"--weight-clip {lo.weight_clip}: must be positive"),
         (t.batch_size >= 1, f"--batch-size {t.batch_size}: must be at least 1"),
         (t.g_steps >= 1 and t.d_steps >= 1, "--g-steps and --d-steps must be at least 1"),
@@ -197,9 +213,13 @@ class Trainer:
             self.device
         )
         self.D = build_discriminator(
-            m.model, n_classes, m.cond, m.width, m.d_norm, m.spectral_norm
+            m.model, n_classes, m.cond, m.width, m.d_norm, m.spectral_norm, cfg.loss.aux_weight > 0
         ).to(self.device)
         self.ema = EMA(self.G, t.ema_kimg, t.ema_rampup) if t.ema_kimg > 0 else None
+        # the step calls these; self.G/self.D stay the modules (weights, EMA, penalties)
+        self.G_step, self.D_step = (
+            (torch.compile(self.G), torch.compile(self.D)) if t.compile else (self.G, self.D)
+        )
         adam = dict(betas=tuple(t.betas), foreach=True)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, **adam)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, **adam)
@@ -399,48 +419,61 @@ class Trainer:
     def train_step(self, acc: dict[str, torch.Tensor]) -> None:
         cfg, loss = self.cfg, self.loss
         B, z_dim = cfg.train.batch_size, cfg.model.z_dim
-        G, D, dev = self.G, self.D, self.device
+        G, D, dev = self.G_step, self.D_step, self.device
         std = self._noise_std()
         clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else float("inf")
+        aux = cfg.loss.aux_weight
+        aux_d = aux_g = torch.zeros((), device=dev)
 
-        D.requires_grad_(True)
+        self.D.requires_grad_(True)
         for _ in range(cfg.train.d_steps):
             x, y = self.batcher.next()
             z = torch.randn(B, z_dim, generator=self.gen, device=dev)
             with torch.no_grad():
                 fake = G(z, y)
-            real_logits = D(self._noisy(x, std), y)
+            if aux:
+                real_logits, real_classes = D(self._noisy(x, std), y, classes=True)
+                aux_d = F.cross_entropy(real_classes, y)
+            else:
+                real_logits = D(self._noisy(x, std), y)
             fake_logits = D(self._noisy(fake, std), y)
             d_loss = loss.d_loss(real_logits, fake_logits, cfg.loss.label_smoothing)
             penalty = torch.zeros((), device=dev)
             if loss.gradient_penalty:
-                penalty = penalty + cfg.loss.gp_weight * gradient_penalty(D, x, fake, y, self.gen)
+                penalty = penalty + cfg.loss.gp_weight * gradient_penalty(
+                    self.D, x, fake, y, self.gen
+                )
             if cfg.loss.r1 > 0:
-                penalty = penalty + 0.5 * cfg.loss.r1 * r1_penalty(D, x, y)
+                penalty = penalty + 0.5 * cfg.loss.r1 * r1_penalty(self.D, x, y)
             self.opt_D.zero_grad(set_to_none=True)
-            (d_loss + penalty).backward()
-            grad_d = torch.nn.utils.clip_grad_norm_(D.parameters(), clip, foreach=True)
+            (d_loss + penalty + aux * aux_d).backward()
+            grad_d = torch.nn.utils.clip_grad_norm_(self.D.parameters(), clip, foreach=True)
             self.opt_D.step()
             if loss.weight_clip is not None:
                 with torch.no_grad():
-                    for p in D.parameters():
+                    for p in self.D.parameters():
                         p.clamp_(-cfg.loss.weight_clip, cfg.loss.weight_clip)
             self.nimg += B
 
-        D.requires_grad_(False)  # G's step needs ∂D/∂x only, not D's weight gradients
+        self.D.requires_grad_(False)  # G's step needs ∂D/∂x only, not D's weight gradients
         n_classes = self.data.n_classes
         for _ in range(cfg.train.g_steps):
             z = torch.randn(B, z_dim, generator=self.gen, device=dev)
             y_g = torch.randint(n_classes, (B,), generator=self.gen, device=dev)
             fake_g = G(z, y_g)
-            g_loss = loss.g_loss(D(self._noisy(fake_g, std), y_g))
+            if aux:
+                fake_logits_g, fake_classes = D(self._noisy(fake_g, std), y_g, classes=True)
+                aux_g = F.cross_entropy(fake_classes, y_g)
+            else:
+                fake_logits_g = D(self._noisy(fake_g, std), y_g)
+            g_loss = loss.g_loss(fake_logits_g)
             self.opt_G.zero_grad(set_to_none=True)
-            g_loss.backward()
-            grad_g = torch.nn.utils.clip_grad_norm_(G.parameters(), clip, foreach=True)
+            (g_loss + aux * aux_g).backward()
+            grad_g = torch.nn.utils.clip_grad_norm_(self.G.parameters(), clip, foreach=True)
             self.opt_G.step()
-        D.requires_grad_(True)
+        self.D.requires_grad_(True)
         if self.ema:
-            self.ema.update(G, B, self.nimg)
+            self.ema.update(self.G, B, self.nimg)
         self.step += 1
 
         with torch.no_grad():
@@ -453,6 +486,8 @@ class Trainer:
                 ("d_fake", act(fake_logits).mean()),
                 ("grad_norm_d", grad_d),
                 ("grad_norm_g", grad_g),
+                ("aux_loss_d", aux_d),
+                ("aux_loss_g", aux_g),
             ):
                 acc[key] += value.detach().float()
 
