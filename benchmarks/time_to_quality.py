@@ -104,6 +104,7 @@ def main() -> int:
                 continue
             now = time.perf_counter()
             clock, segment_start = clock + now - segment_start, now
+            trainer.elapsed = clock  # what --max-time and --lr-decay see
             if clock >= next_eval or clock >= args.budget:
                 next_eval += args.eval_every_s
                 trainer.G.eval()

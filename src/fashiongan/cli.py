@@ -23,6 +23,7 @@ from fashiongan.config import (
     parse_duration,
     preset_description,
     preset_names,
+    saved_run_config,
     set_path,
     to_dict,
 )
@@ -375,7 +376,7 @@ def cmd_train(args) -> int:
             raise FashionGANError(
                 f"--resume {run_dir}: no config.json there (not a run directory?)"
             )
-        cfg = from_dict(_read_json(config_path), origin=str(config_path))
+        cfg = saved_run_config(_read_json(config_path), origin=str(config_path))
         if args.preset or args.config:
             raise FashionGANError(
                 "--preset/--config cannot be combined with --resume (the run has its settings)"

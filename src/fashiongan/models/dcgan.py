@@ -24,7 +24,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-from fashiongan.models.layers import ConditionalBatchNorm2d, embed, init_dcgan
+from fashiongan.models.layers import (
+    ConditionalBatchNorm2d,
+    conv_transpose_as_fold,
+    embed,
+    init_dcgan,
+)
 
 CONDITIONINGS = ("none", "concat", "projection")
 D_NORMS = ("none", "batch")
@@ -71,7 +76,15 @@ class Generator(nn.Module):
         h = F.relu(self._norm(0, h, y))
         for i, up in enumerate(self.ups, start=1):
             h = F.relu(self._norm(i, up(h), y))
-        return torch.tanh(self.to_image(h))
+        return torch.tanh(self._to_image(h))
+
+    def _to_image(self, h: torch.Tensor) -> torch.Tensor:
+        # oneDNN's CPU kernel for this one-output-channel layer is slow: as matmul + col2im the
+        # training step is ~7% faster at width 0.5, and sampling ~20% faster when the layer has
+        # fewer than 64 input maps (with 64 oneDNN is the faster one for sampling)
+        if h.device.type == "cpu" and (self.training or h.shape[1] < 64):
+            return conv_transpose_as_fold(h, self.to_image)
+        return self.to_image(h)
 
 
 class Discriminator(nn.Module):

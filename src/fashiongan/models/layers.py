@@ -51,22 +51,9 @@ class ConditionalBatchNorm2d(nn.Module):
 
 def conv_transpose_as_fold(h: torch.Tensor, convt: nn.ConvTranspose2d) -> torch.Tensor:
     """`convt(h)` for a 4×4 stride-2 padding-1 transposed conv, as one matmul and a col2im
-    (F.fold). Same weights and result; on CPU it is ~2× faster than oneDNN's kernel for the
-    few-output-channel last layer of G (benchmarks/RESULTS.md, "Engineering")."""
+    (F.fold). Same weights and result (to float rounding)."""
     B, C, H, W = h.shape
     out_ch = convt.out_channels
     cols = h.flatten(2).transpose(1, 2) @ convt.weight.reshape(C, out_ch * 16)  # B × HW × O·16
     out = F.fold(cols.transpose(1, 2), (2 * H, 2 * W), 4, stride=2, padding=1)
     return out if convt.bias is None else out + convt.bias.view(1, -1, 1, 1)
-
-
-def conv_as_unfold(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """`conv(x)` for a 4×4 stride-2 padding-1 conv, as an im2col (F.unfold) and one matmul.
-    Same weights and result; on CPU it is faster than oneDNN's kernel for D's one-channel
-    input layer once gradients flow (benchmarks/RESULTS.md, "Engineering")."""
-    B, _, H, W = x.shape
-    cols = F.unfold(x, 4, stride=2, padding=1)  # B × C·16 × L
-    out = conv.weight.reshape(conv.out_channels, -1) @ cols
-    if conv.bias is not None:
-        out = out + conv.bias[:, None]
-    return out.view(B, conv.out_channels, H // 2, W // 2)

@@ -22,7 +22,14 @@ from fashiongan.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
-from fashiongan.config import RESUMABLE_CHANGES, RunConfig, diff, from_dict, to_dict
+from fashiongan.config import (
+    RESUMABLE_CHANGES,
+    RunConfig,
+    aux_weight,
+    diff,
+    saved_run_config,
+    to_dict,
+)
 from fashiongan.data.datasets import Batcher, ImageDataset, default_cache_dir, load_dataset
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_write_bytes
@@ -99,9 +106,9 @@ def validate(cfg: RunConfig) -> None:
             "outputs; use --d-norm none",
         ),
         (lo.gp_weight >= 0 and lo.r1 >= 0, "--gp-weight and --r1 must not be negative"),
-        (lo.aux_weight >= 0, f"--aux-weight {lo.aux_weight}: must not be negative"),
+        (aux_weight(cfg) >= 0, f"--aux-weight {lo.aux_weight}: must not be negative"),
         (
-            lo.aux_weight == 0 or m.cond != "none",
+            aux_weight(cfg) == 0 or m.cond != "none",
             "--aux-weight needs class labels to learn: use --cond concat or projection",
         ),
         (lo.weight_clip > 0, f"--weight-clip {lo.weight_clip}: must be positive"),
@@ -123,6 +130,14 @@ def validate(cfg: RunConfig) -> None:
             "no budget: give --epochs, --steps, --kimg or --max-time",
         ),
         (t.threads >= 0, f"--threads {t.threads}: must not be negative"),
+        (
+            t.lr_decay in ("none", "linear", "cosine"),
+            f"--lr-decay {t.lr_decay!r}: choose none, linear or cosine",
+        ),
+        (
+            0 <= t.lr_decay_start < 1,
+            f"--lr-decay-start {t.lr_decay_start}: expected a fraction of the budget in [0, 1)",
+        ),
         (cfg.log.log_every >= 1, f"--log-every {cfg.log.log_every}: must be at least 1"),
         (cfg.log.grid_seeds >= 1, f"--grid-seeds {cfg.log.grid_seeds}: must be at least 1"),
         (
@@ -213,8 +228,11 @@ class Trainer:
             self.device
         )
         self.D = build_discriminator(
-            m.model, n_classes, m.cond, m.width, m.d_norm, m.spectral_norm, cfg.loss.aux_weight > 0
+            m.model, n_classes, m.cond, m.width, m.d_norm, m.spectral_norm, aux_weight(cfg) > 0
         ).to(self.device)
+        if t.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
         self.ema = EMA(self.G, t.ema_kimg, t.ema_rampup) if t.ema_kimg > 0 else None
         # the step calls these; self.G/self.D stay the modules (weights, EMA, penalties)
         self.G_step, self.D_step = (
@@ -225,10 +243,17 @@ class Trainer:
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, **adam)
         self.loss: GANLoss = LOSSES.get(cfg.loss.loss)
         self.batcher = Batcher(
-            self.data.images, self.data.labels, t.batch_size, t.seed, self.device
+            self.data.images,
+            self.data.labels,
+            t.batch_size,
+            t.seed,
+            self.device,
+            torch.channels_last if t.channels_last else torch.contiguous_format,
         )
         self.gen = torch.Generator(device=self.device).manual_seed(t.seed + 1)
         self.step, self.nimg = 0, 0
+        self.elapsed = 0.0  # seconds trained in this invocation (what --max-time bounds)
+        self.planned = planned_steps(cfg, len(self.data))
         # the instance-noise schedule is fixed at the start, so a resume with a new budget
         # keeps the schedule the run began with
         self.noise_nimg = (
@@ -266,7 +291,7 @@ class Trainer:
                 continue
             if errors:
                 print(f"warning: {errors[0]}; resuming from {path.name} instead")
-            saved = from_dict(state["config"], origin=str(path))
+            saved = saved_run_config(state["config"], origin=str(path))
             changes = [(k, a, b) for k, a, b in diff(saved, self.cfg) if k not in RESUMABLE_CHANGES]
             if changes and not override:
                 listing = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in changes)
@@ -416,13 +441,38 @@ class Trainer:
             return x
         return x + std * torch.randn(x.shape, generator=self.gen, device=x.device)
 
+    def budget_progress(self) -> float:
+        """Fraction of the budget used, by whichever budget ends first: steps/kimg/epochs (all
+        known in steps) or --max-time. A --max-time budget counts this invocation only, as the
+        stop rule does, so only step-type budgets give a bit-exact resumed schedule."""
+        t = self.cfg.train
+        done = [self.step / self.planned] if self.planned else []
+        if t.max_time:
+            done.append(self.elapsed / t.max_time)
+        return min(1.0, max(done, default=0.0))
+
+    def lr_factor(self) -> float:
+        t = self.cfg.train
+        if t.lr_decay == "none":
+            return 1.0
+        x = max(0.0, self.budget_progress() - t.lr_decay_start) / (1.0 - t.lr_decay_start)
+        return 1.0 - x if t.lr_decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * x))
+
+    def _set_learning_rates(self) -> None:
+        factor = self.lr_factor()
+        for opt, lr in ((self.opt_G, self.cfg.train.lr_g), (self.opt_D, self.cfg.train.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
+
     def train_step(self, acc: dict[str, torch.Tensor]) -> None:
         cfg, loss = self.cfg, self.loss
+        if cfg.train.lr_decay != "none":
+            self._set_learning_rates()
         B, z_dim = cfg.train.batch_size, cfg.model.z_dim
         G, D, dev = self.G_step, self.D_step, self.device
         std = self._noise_std()
         clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else float("inf")
-        aux = cfg.loss.aux_weight
+        aux = aux_weight(cfg)
         aux_d = aux_g = torch.zeros((), device=dev)
 
         self.D.requires_grad_(True)
@@ -502,7 +552,7 @@ class Trainer:
         atomic_write_bytes(
             self.run_dir / "config.json", (json.dumps(to_dict(cfg), indent=2) + "\n").encode()
         )
-        planned = planned_steps(cfg, len(self.data))  # already bounded by --steps
+        planned = self.planned  # already bounded by --steps
         mon = Monitor(self.run_dir, planned, self.step, log.progress, resume_step=self.resumed_from)
         self.G.train()
         self.D.train()
@@ -527,7 +577,8 @@ class Trainer:
                     if bad:
                         self._raise_not_finite(", ".join(bad))
                 epoch_ended = self.epochs_done() > last_epoch
-                stopped_by = self._budget_spent(start)
+                self.elapsed = time.monotonic() - start
+                stopped_by = self._budget_spent()
                 if epoch_ended:
                     last_epoch = self.epochs_done()
                     now = time.monotonic()
@@ -572,7 +623,7 @@ class Trainer:
         mon.close()
         return RunResult(self.run_dir, final, self.step, self.nimg, seconds, stopped_by)
 
-    def _budget_spent(self, start: float) -> str:
+    def _budget_spent(self) -> str:
         t = self.cfg.train
         if self.stop.requested:
             return "interrupt"
@@ -582,7 +633,7 @@ class Trainer:
             return "kimg"
         if t.epochs and self.epochs_done() >= t.epochs:
             return "epochs"
-        if t.max_time and time.monotonic() - start >= t.max_time:
+        if t.max_time and self.elapsed >= t.max_time:
             return "max-time"
         return ""
 
@@ -616,6 +667,9 @@ class Trainer:
         c = self.cfg
         return (
             f"fashiongan {__version__} | {c.model.model} cond={c.model.cond} loss={c.loss.loss} "
+            + (f"+ aux classifier ×{aux_weight(c):g} " if aux_weight(c) else "")
+            + f"| lr G {c.train.lr_g:g} D {c.train.lr_d:g} β {tuple(c.train.betas)} "
+            f"batch {c.train.batch_size} "
             f"| G {count_params(self.G) / 1e6:.2f}M D {count_params(self.D) / 1e6:.2f}M params "
             f"| data {self.data.source} ({len(self.data)} images, {self.data.image_size}px) "
             f"| {self.device} | {self.run_dir}"
