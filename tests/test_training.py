@@ -301,6 +301,8 @@ def test_broken_weights_never_replace_a_good_checkpoint(idx_dir, tmp_path):
             "--aux-weight needs class labels",
         ),
         (lambda c: setattr(c.loss, "aux_weight", -1.0), "--aux-weight -1.0"),
+        (lambda c: setattr(c.train, "lr_decay_start", 1.0), "--lr-decay-start 1.0"),
+        (lambda c: setattr(c.train, "lr_decay", "step"), "--lr-decay 'step'"),
     ],
 )
 def test_validation(change, message):
