@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from fashiongan.config import RunConfig, from_dict, get_path, load_preset, set_path
+from fashiongan.cli import add_config_flags, config_from_args
+from fashiongan.config import RunConfig, flat_fields, from_dict, get_path, load_preset
 from fashiongan.data.datasets import default_cache_dir
 from fashiongan.training.loop import STAT_KEYS, Trainer
 from fashiongan.training.periodic_eval import PeriodicEval
@@ -32,23 +33,21 @@ REAL_LABEL_ACCURACY = 0.9359  # the evaluator's accuracy on the real test split
 
 
 def parse_set(cfg: RunConfig, assignment: str) -> None:
-    """'train.lr_g=4e-4' → cfg.train.lr_g = 4e-4, typed like the field's current value."""
+    """'train.lr_g=4e-4' → cfg.train.lr_g = 4e-4, parsed by `fashiongan train`'s own flag
+    (--lr-g), so types and choices are the CLI's. Tuples take commas (train.betas=0,0.99);
+    booleans true/false."""
     key, sep, text = assignment.partition("=")
-    if not sep:
-        raise SystemExit(f"--set {assignment!r}: expected section.field=value")
-    try:
-        current = get_path(cfg, key)
-    except AttributeError:
-        raise SystemExit(f"--set {assignment!r}: no field {key!r} in RunConfig") from None
-    if isinstance(current, bool):
-        value = text.lower() in ("1", "true", "yes")
-    elif isinstance(current, tuple):
-        value = tuple(float(v) for v in text.split(","))
-    elif current is None or isinstance(current, str):
-        value = text
+    names = {path for path, _ in flat_fields()}
+    if not sep or key not in names:
+        raise SystemExit(f"--set {assignment!r}: expected SECTION.FIELD=VALUE, a RunConfig field")
+    flag = "--" + key.rsplit(".", 1)[-1].replace("_", "-")
+    if isinstance(get_path(cfg, key), bool):
+        argv = [flag if text.lower() in ("1", "true", "yes") else flag.replace("--", "--no-", 1)]
     else:
-        value = type(current)(float(text)) if isinstance(current, int) else float(text)
-    set_path(cfg, key, value)
+        argv = [flag, *text.split(",")]
+    parser = argparse.ArgumentParser(prog=f"--set {key}")
+    add_config_flags(parser)
+    config_from_args(parser.parse_args(argv), cfg)
 
 
 def first_crossings(curve: list[dict], key: str, thresholds: list[float], lower: bool) -> dict:
