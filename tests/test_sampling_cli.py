@@ -345,6 +345,8 @@ def test_checkpoint_of_another_architecture(runs, tmp_path, capsys):
         ["generate", str(tmp_path / "wide.pt"), "--out", str(tmp_path / "o.png")],
         "weights do not fit model dcgan28",
         "width=0.5",
+        "shapes differ: fc.weight expected ",
+        ", found ",
     )
 
 

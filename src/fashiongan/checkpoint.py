@@ -20,13 +20,23 @@ CHECKPOINT_RE = re.compile(r"ckpt-(\d+)\.pt$")
 REQUIRED_KEYS = ("version", "config", "step", "G")
 
 
-def save_checkpoint(paths: list[Path], state: dict) -> None:
-    """Serialise `state` once, fully, before touching the disk; then write it atomically to
-    each path in order."""
+def serialize(state: dict) -> bytes:
     buffer = io.BytesIO()
     torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def deserialize(data: bytes) -> dict:
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def save_checkpoint(paths: list[Path], state: dict) -> bytes:
+    """Serialise `state` once, fully, before touching the disk; then write it atomically to
+    each path in order. Returns the bytes written."""
+    data = serialize(state)
     for path in paths:
-        atomic_save(path, lambda f: f.write(buffer.getbuffer()))
+        atomic_save(path, lambda f: f.write(data))
+    return data
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -88,3 +98,46 @@ def prune_checkpoints(directory: Path, keep: int) -> None:
         return
     for old in numbered_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
+
+
+def _shape(t) -> str:
+    return "×".join(map(str, t.shape)) if hasattr(t, "shape") and t.dim() else "scalar"
+
+
+def _listing(items: list[str], limit: int = 3) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def fit_report(module: torch.nn.Module, weights: dict) -> str:
+    """'' when `weights` fit `module` key for key and shape for shape; else what differs:
+    'shapes differ: fc.weight expected 3136×100, found 6272×100; missing: ...; unexpected: ...'."""
+    expected = module.state_dict()
+    if not isinstance(weights, dict):
+        return f"expected a dict of tensors, found {type(weights).__name__}"
+    shapes = [
+        f"{k} expected {_shape(v)}, found {_shape(weights[k])}"
+        for k, v in expected.items()
+        if k in weights and (not hasattr(weights[k], "shape") or weights[k].shape != v.shape)
+    ]
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    parts = [
+        f"{label}: {_listing(items)}"
+        for label, items in (
+            ("shapes differ", shapes),
+            ("missing", missing),
+            ("unexpected", unexpected),
+        )
+        if items
+    ]
+    return "; ".join(parts)
+
+
+def load_weights(module: torch.nn.Module, weights: dict, where: str, what: str) -> None:
+    """module.load_state_dict(weights), or a one-line error naming the keys and shapes that
+    differ ('{where}: weights do not fit {what}: ...')."""
+    report = fit_report(module, weights)
+    if report:
+        raise FashionGANError(f"{where}: weights do not fit {what}: {report}")
+    module.load_state_dict(weights)

@@ -97,6 +97,13 @@ class TrainConfig:
         "(0 = over the run's planned length, fixed when the run starts)",
     )
     grad_clip: float = _f(0.0, "clip the gradient norm of G and D to this value (0 = off)")
+    on_nan: str = _f(
+        "stop",
+        "when a loss or gradient turns NaN/Inf: stop (keep the last good checkpoint), skip "
+        "that update, or rollback (reload the last checkpoint, halve both learning rates)",
+        choices=("stop", "skip", "rollback"),
+    )
+    max_rollbacks: int = _f(3, "--on-nan rollback: stop after this many rollbacks")
     ema_kimg: float = _f(
         40.0,
         "half-life of the EMA of G's weights, in thousands of images "
@@ -176,6 +183,8 @@ RESUMABLE_CHANGES = {
     "train.threads",
     "train.channels_last",
     "train.compile",
+    "train.on_nan",
+    "train.max_rollbacks",
 } | {f"log.{f.name}" for f in dataclasses.fields(LogConfig)}
 
 

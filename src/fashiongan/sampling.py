@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from fashiongan.checkpoint import load_checkpoint, resolve_checkpoint
+from fashiongan import __version__
+from fashiongan.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
 from fashiongan.data.datasets import parse_class, to_uint8
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_save
@@ -163,17 +164,14 @@ def load_generator(
             m["model"], m["z_dim"], len(class_names), m["cond"], m["width"], m["embed_dim"]
         )
         weights = state["G_ema"] if ema and state.get("G_ema") is not None else state["G"]
-        G.load_state_dict(weights)
     except (KeyError, TypeError) as e:
         raise FashionGANError(
-            f"{ckpt_path}: checkpoint lacks {e} (made by another version?)"
+            f"{ckpt_path}: checkpoint lacks {e} (made by fashiongan "
+            f"{state.get('version', '?')}; this is {__version__})"
         ) from None
-    except RuntimeError as e:
-        detail = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-        raise FashionGANError(
-            f"{ckpt_path}: weights do not fit model {m['model']} (cond={m['cond']}, "
-            f"width={m['width']}): {detail[:200]}"
-        ) from None
+    load_weights(
+        G, weights, str(ckpt_path), f"model {m['model']} (cond={m['cond']}, width={m['width']})"
+    )
     dev = torch.device(device)
     return LoadedGenerator(
         G.to(dev, memory_format=torch.channels_last).eval(),  # as trained; faster convs

@@ -17,10 +17,13 @@ from PIL import Image
 
 from fashiongan import __version__
 from fashiongan.checkpoint import (
+    deserialize,
     load_checkpoint,
+    load_weights,
     numbered_checkpoints,
     prune_checkpoints,
     save_checkpoint,
+    serialize,
 )
 from fashiongan.config import (
     RESUMABLE_CHANGES,
@@ -44,8 +47,11 @@ from fashiongan.sampling import (
     save_png,
 )
 from fashiongan.training.ema import EMA
+from fashiongan.training.health import CollapseWatch, NonFinite, nan_message
 from fashiongan.training.monitor import Monitor
 
+# --on-nan skip gives up after this many steps in a row that each skipped an update
+SKIP_LIMIT = 100
 STAT_KEYS = (
     "loss_d",
     "loss_g",
@@ -130,6 +136,11 @@ def validate(cfg: RunConfig) -> None:
             "no budget: give --epochs, --steps, --kimg or --max-time",
         ),
         (t.threads >= 0, f"--threads {t.threads}: must not be negative"),
+        (
+            t.on_nan in ("stop", "skip", "rollback"),
+            f"--on-nan {t.on_nan!r}: choose stop, skip or rollback",
+        ),
+        (t.max_rollbacks >= 0, f"--max-rollbacks {t.max_rollbacks}: must not be negative"),
         (
             t.lr_decay in ("none", "linear", "cosine"),
             f"--lr-decay {t.lr_decay!r}: choose none, linear or cosine",
@@ -260,9 +271,18 @@ class Trainer:
             t.noise_kimg * 1000 if t.noise_kimg else _planned_nimg(cfg, len(self.data))
         )
         self.best_fid = math.inf
+        self.lr_scale, self.rollbacks = 1.0, 0  # --on-nan rollback halves lr_scale
+        self.skipped = 0  # --on-nan skip: updates skipped so far
+        self._skipped_in_a_row = 0  # steps
+        self.nonfinite = NonFinite(self.device)
+        self.collapse = CollapseWatch(cfg.loss.loss, self.loss.probabilistic)
+        self._last_good: bytes | None = None  # --on-nan rollback: the last checkpoint's bytes
         if resume_state is not None:
             self._load_state(resume_state)
-        self.resumed_from = resume_state["step"] if resume_state is not None else None
+        # a resumed run with no checkpoint yet (killed before its first) starts over at step 0
+        self.resumed_from = int(resume_state["step"]) if resume_state is not None else None
+        if resume and resume_state is None:
+            self.resumed_from = 0
         self.periodic_eval = None
         if cfg.log.eval_every:
             from fashiongan.training.periodic_eval import PeriodicEval
@@ -277,10 +297,15 @@ class Trainer:
             )
 
     # --- state -------------------------------------------------------------------------
-    def _resume_state(self, override: bool) -> dict:
+    def _resume_state(self, override: bool) -> dict | None:
+        """The newest checkpoint that loads: latest.pt or a numbered one, whichever holds the
+        higher step (a kill between the two writes of one save leaves them one save apart).
+        None when the run has no checkpoint yet. Temp files of a write cut short are removed."""
         ckpt_dir = self.run_dir / "checkpoints"
+        for stale in [*self.run_dir.glob(".*.tmp"), *self.run_dir.glob("*/.*.tmp")]:
+            stale.unlink(missing_ok=True)
         candidates = [ckpt_dir / "latest.pt"] + numbered_checkpoints(ckpt_dir)[::-1]
-        errors = []
+        errors, best = [], None
         for path in candidates:
             if not path.is_file():
                 continue
@@ -289,21 +314,30 @@ class Trainer:
             except FashionGANError as e:
                 errors.append(str(e))
                 continue
-            if errors:
-                print(f"warning: {errors[0]}; resuming from {path.name} instead")
-            saved = saved_run_config(state["config"], origin=str(path))
-            changes = [(k, a, b) for k, a, b in diff(saved, self.cfg) if k not in RESUMABLE_CHANGES]
-            if changes and not override:
-                listing = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in changes)
-                raise FashionGANError(
-                    f"--resume {self.run_dir}: the run was made with other settings ({listing}); "
-                    f"drop those flags, or add --override to continue with the new ones"
-                )
-            return state
-        raise FashionGANError(
-            f"--resume {self.run_dir}: no usable checkpoint in {ckpt_dir}"
-            + (f" ({errors[0]})" if errors else "")
-        )
+            if best is None or int(state["step"]) > int(best[1]["step"]):
+                best = (path, state)
+            if path.name != "latest.pt":
+                break  # numbered ones are newest first: the first that loads is the newest
+        if best is None and not errors:
+            print(f"note: {ckpt_dir} holds no checkpoint yet: starting the run from step 0")
+            return None
+        if best is None:
+            raise FashionGANError(
+                f"--resume {self.run_dir}: no usable checkpoint in {ckpt_dir}"
+                + (f" ({errors[0]})" if errors else "")
+            )
+        path, state = best
+        if errors:
+            print(f"warning: {errors[0]}; resuming from {path.name} instead")
+        saved = saved_run_config(state["config"], origin=str(path))
+        changes = [(k, a, b) for k, a, b in diff(saved, self.cfg) if k not in RESUMABLE_CHANGES]
+        if changes and not override:
+            listing = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in changes)
+            raise FashionGANError(
+                f"--resume {self.run_dir}: the run was made with other settings ({listing}); "
+                f"drop those flags, or add --override to continue with the new ones"
+            )
+        return state
 
     def state_dict(self) -> dict:
         return {
@@ -323,6 +357,9 @@ class Trainer:
             "data_checksum": self.data.checksum,
             "noise_nimg": self.noise_nimg or 0,
             "best_fid": self.best_fid if math.isfinite(self.best_fid) else None,
+            "lr_scale": self.lr_scale,
+            "rollbacks": self.rollbacks,
+            "skipped": self.skipped,
         }
 
     def _load_state(self, state: dict) -> None:
@@ -331,16 +368,18 @@ class Trainer:
                 "--resume: the training data differ from the run's (checksum mismatch); "
                 "pass the same --data/--split/--subset"
             )
+        where = f"--resume {self.run_dir}"
+        load_weights(self.G, state["G"], where, "this run's generator")
+        load_weights(self.D, state["D"], where, "this run's discriminator")
         try:
-            self.G.load_state_dict(state["G"])
-            self.D.load_state_dict(state["D"])
             if self.ema and state.get("G_ema") is not None:
                 self.ema.load_state_dict(state["G_ema"])
             self.opt_G.load_state_dict(state["opt_G"])
             self.opt_D.load_state_dict(state["opt_D"])
         except (RuntimeError, ValueError, KeyError) as e:
             raise FashionGANError(
-                f"--resume: checkpoint does not fit this model: {str(e).splitlines()[0][:200]}"
+                f"{where}: optimiser or EMA state does not fit this model: "
+                f"{str(e).splitlines()[0][:200]}"
             ) from None
         self.batcher.load_state_dict(state["batcher"])
         self.gen.set_state(state["rng"]["train"])
@@ -348,14 +387,29 @@ class Trainer:
         self.step, self.nimg = int(state["step"]), int(state["nimg"])
         if state.get("best_fid") is not None:
             self.best_fid = float(state["best_fid"])
+        self.lr_scale = float(state.get("lr_scale", 1.0))
+        self.rollbacks = int(state.get("rollbacks", 0))
+        self.skipped = int(state.get("skipped", 0))
         if not self.cfg.train.noise_kimg and state.get("noise_nimg"):
             self.noise_nimg = state["noise_nimg"]
 
     def _raise_not_finite(self, what: str) -> None:
-        raise FashionGANError(
-            f"step {self.step}: {what} became NaN/Inf; the last good checkpoint is kept in "
-            f"{self.run_dir / 'checkpoints'}; try lower --lr-d/--lr-g, --grad-clip, --loss "
-            f"wgan-gp, or hinge with --spectral-norm"
+        raise FashionGANError(nan_message(self.step, [what], self.run_dir / "checkpoints"))
+
+    def _rollback(self, mon: Monitor, bad_step: int, names: list[str]) -> None:
+        """--on-nan rollback: reload the last checkpoint (or the starting state) and halve the
+        learning rates; the log loses the rows after it."""
+        scale, rollbacks = self.lr_scale * 0.5, self.rollbacks + 1
+        self._load_state(deserialize(self._last_good))
+        self.lr_scale, self.rollbacks = scale, rollbacks
+        self._set_learning_rates()
+        self.nonfinite.reset()
+        mon.truncate(self.step)
+        t = self.cfg.train
+        mon.print(
+            f"warning: step {bad_step}: {', '.join(names)} became NaN/Inf; rolled back to step "
+            f"{self.step} with the learning rates halved (G {t.lr_g * scale:g}, D "
+            f"{t.lr_d * scale:g}); rollback {rollbacks} of {t.max_rollbacks}"
         )
 
     def save(self, final: bool = False) -> Path:
@@ -371,7 +425,9 @@ class Trainer:
             recalibrate_batchnorm(self.ema.G_ema, self.data.n_classes, self.cfg.model.z_dim)
         path = ckpt_dir / f"ckpt-{self.step:07d}.pt"
         extra = [ckpt_dir / "final.pt"] if final else []
-        save_checkpoint([path, ckpt_dir / "latest.pt", *extra], self.state_dict())
+        data = save_checkpoint([path, ckpt_dir / "latest.pt", *extra], self.state_dict())
+        if self.cfg.train.on_nan == "rollback":
+            self._last_good = data
         prune_checkpoints(ckpt_dir, self.cfg.log.keep)
         return path
 
@@ -459,14 +515,14 @@ class Trainer:
         return 1.0 - x if t.lr_decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * x))
 
     def _set_learning_rates(self) -> None:
-        factor = self.lr_factor()
+        factor = self.lr_factor() * self.lr_scale
         for opt, lr in ((self.opt_G, self.cfg.train.lr_g), (self.opt_D, self.cfg.train.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * factor
 
     def train_step(self, acc: dict[str, torch.Tensor]) -> None:
         cfg, loss = self.cfg, self.loss
-        if cfg.train.lr_decay != "none":
+        if cfg.train.lr_decay != "none" or self.lr_scale != 1.0:
             self._set_learning_rates()
         B, z_dim = cfg.train.batch_size, cfg.model.z_dim
         G, D, dev = self.G_step, self.D_step, self.device
@@ -474,6 +530,8 @@ class Trainer:
         clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else float("inf")
         aux = aux_weight(cfg)
         aux_d = aux_g = torch.zeros((), device=dev)
+        skip_bad = cfg.train.on_nan == "skip"
+        skipped = 0
 
         self.D.requires_grad_(True)
         for _ in range(cfg.train.d_steps):
@@ -498,7 +556,10 @@ class Trainer:
             self.opt_D.zero_grad(set_to_none=True)
             (d_loss + penalty + aux * aux_d).backward()
             grad_d = torch.nn.utils.clip_grad_norm_(self.D.parameters(), clip, foreach=True)
-            self.opt_D.step()
+            if skip_bad and not torch.isfinite(d_loss + grad_d):  # a host sync, --on-nan skip only
+                skipped += 1
+            else:
+                self.opt_D.step()
             if loss.weight_clip is not None:
                 with torch.no_grad():
                     for p in self.D.parameters():
@@ -520,11 +581,19 @@ class Trainer:
             self.opt_G.zero_grad(set_to_none=True)
             (g_loss + aux * aux_g).backward()
             grad_g = torch.nn.utils.clip_grad_norm_(self.G.parameters(), clip, foreach=True)
-            self.opt_G.step()
+            if skip_bad and not torch.isfinite(g_loss + grad_g):
+                skipped += 1
+            else:
+                self.opt_G.step()
         self.D.requires_grad_(True)
         if self.ema:
             self.ema.update(self.G, B, self.nimg)
         self.step += 1
+        if skip_bad:
+            self.skipped += skipped
+            self._skipped_in_a_row = self._skipped_in_a_row + 1 if skipped else 0
+        else:
+            self.nonfinite.observe(self.step, [d_loss, g_loss, grad_d, grad_g])
 
         with torch.no_grad():
             act = torch.sigmoid if loss.probabilistic else (lambda v: v)
@@ -559,6 +628,8 @@ class Trainer:
         mon.print(self.describe())
         acc = {k: torch.zeros((), device=self.device) for k in STAT_KEYS}
         n_acc, tick_time, tick_nimg = 0, time.perf_counter(), self.nimg
+        if cfg.train.on_nan == "rollback" and self._last_good is None:
+            self._last_good = serialize(self.state_dict())
         start = time.monotonic()
         epoch_start, last_epoch = start, self.epochs_done()
         stopped_by = ""
@@ -573,9 +644,11 @@ class Trainer:
                     mon.record(row)
                     acc = {k: torch.zeros((), device=self.device) for k in STAT_KEYS}
                     n_acc, tick_time, tick_nimg = 0, now, self.nimg
-                    bad = [k for k in STAT_KEYS if not math.isfinite(row[k])]
-                    if bad:
-                        self._raise_not_finite(", ".join(bad))
+                    for line in self.collapse.update(row):
+                        mon.print(line)
+                    if self._rolled_back_after_nan(mon, row):
+                        last_epoch, tick_nimg = self.epochs_done(), self.nimg
+                        continue
                 epoch_ended = self.epochs_done() > last_epoch
                 self.elapsed = time.monotonic() - start
                 stopped_by = self._budget_spent()
@@ -596,6 +669,9 @@ class Trainer:
                 if (log.ckpt_every and self.step % log.ckpt_every == 0) or (
                     not log.ckpt_every and epoch_ended
                 ):
+                    if self._rolled_back_after_nan(mon):  # never save what a tick has not seen
+                        last_epoch, tick_nimg = self.epochs_done(), self.nimg
+                        continue
                     self.save()
         except BaseException:
             mon.close()
@@ -623,6 +699,30 @@ class Trainer:
         mon.close()
         return RunResult(self.run_dir, final, self.step, self.nimg, seconds, stopped_by)
 
+    def _rolled_back_after_nan(self, mon: Monitor, row: dict | None = None) -> bool:
+        """At a log tick: if a loss or gradient turned NaN/Inf since the last tick, roll back
+        (--on-nan rollback, returns True) or stop with the step and the quantities named."""
+        t, ckpt_dir = self.cfg.train, self.run_dir / "checkpoints"
+        if t.on_nan == "skip":
+            if self._skipped_in_a_row >= SKIP_LIMIT:
+                raise FashionGANError(
+                    f"step {self.step}: the last {self._skipped_in_a_row} steps all skipped an "
+                    f"update for a NaN/Inf loss or gradient; the run cannot recover. "
+                    + nan_message(self.step, ["losses or gradients"], ckpt_dir).split("; ", 1)[1]
+                )
+            return False
+        hit = self.nonfinite.report()
+        if hit is None:
+            bad = [k for k in STAT_KEYS if row is not None and not math.isfinite(row[k])]
+            if not bad:
+                return False
+            hit = (self.step, bad)
+        if t.on_nan == "rollback" and self.rollbacks < t.max_rollbacks:
+            self._rollback(mon, *hit)
+            return True
+        tried = f" ({self.rollbacks} rollbacks did not help)" if t.on_nan == "rollback" else ""
+        raise FashionGANError(nan_message(*hit, ckpt_dir) + tried)
+
     def _budget_spent(self) -> str:
         t = self.cfg.train
         if self.stop.requested:
@@ -649,6 +749,8 @@ class Trainer:
         row["lr_g"] = self.opt_G.param_groups[0]["lr"]
         row["lr_d"] = self.opt_D.param_groups[0]["lr"]
         row["instance_noise"] = self._noise_std()
+        if self.cfg.train.on_nan == "skip":
+            row["skipped_updates"] = self.skipped
         row["img_per_s"] = round(img_per_s, 1)
         return row
 

@@ -1,11 +1,12 @@
 """What a run tells the user while it trains: metrics.jsonl, log.txt, a progress bar."""
 
 import json
-import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
+
+from fashiongan.fileio import atomic_write_bytes
 
 
 class Monitor:
@@ -23,10 +24,8 @@ class Monitor:
         self.metrics_path = run_dir / "metrics.jsonl"
         self.records: list[dict] = []
         if resume_step is not None and self.metrics_path.exists():
-            self.records = [r for r in read_metrics(self.metrics_path) if r["step"] <= resume_step]
-            tmp = self.metrics_path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records))
-            os.replace(tmp, self.metrics_path)
+            self.records = read_metrics(self.metrics_path)
+            self._rewrite(resume_step)
         self._metrics = open(self.metrics_path, "a", encoding="utf-8")
         self._log = open(run_dir / "log.txt", "a", encoding="utf-8")
         self.bar = tqdm(
@@ -38,6 +37,20 @@ class Monitor:
             file=sys.stderr,
             leave=False,
         )
+
+    def _rewrite(self, last_step: int) -> None:
+        """Keep the rows up to last_step, and atomically replace metrics.jsonl with them."""
+        self.records = [r for r in self.records if r["step"] <= last_step]
+        text = "".join(json.dumps(r) + "\n" for r in self.records)
+        atomic_write_bytes(self.metrics_path, text.encode())
+
+    def truncate(self, last_step: int) -> None:
+        """Forget the rows after last_step (a rollback); the progress bar goes back too."""
+        self._metrics.close()
+        self._rewrite(last_step)
+        self._metrics = open(self.metrics_path, "a", encoding="utf-8")
+        self.bar.n = last_step
+        self.bar.refresh()
 
     def record(self, row: dict) -> None:
         self.records.append(row)
