@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from test_training import assert_same, weights
 
 from fashiongan.checkpoint import load_checkpoint
 from fashiongan.errors import FashionGANError
 from fashiongan.training.monitor import read_metrics
+from test_training import assert_same, weights
 
 STEPS = 60
 FLAGS = [

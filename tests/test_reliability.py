@@ -6,13 +6,13 @@ import shutil
 
 import pytest
 import torch
-from test_training import tiny, weights
 
 from fashiongan.checkpoint import load_checkpoint, numbered_checkpoints
 from fashiongan.errors import FashionGANError
 from fashiongan.training import health
 from fashiongan.training.loop import Trainer, train
 from fashiongan.training.monitor import read_metrics
+from test_training import tiny, weights
 
 
 def poison_g_loss(trainer: Trainer, at_steps: set[int], times: int = 1000) -> list[int]:
@@ -84,9 +84,10 @@ def test_on_nan_skip_drops_the_bad_update_and_goes_on(idx_dir, tmp_path):
     poison_g_loss(trainer, {5})
     result = trainer.run()
     final = load_checkpoint(result.final_checkpoint)
-    assert final["skipped"] == 1 and read_metrics(tmp_path / "r" / "metrics.jsonl")[-1][
-        "skipped_updates"
-    ] == 1
+    assert (
+        final["skipped"] == 1
+        and read_metrics(tmp_path / "r" / "metrics.jsonl")[-1]["skipped_updates"] == 1
+    )
     assert all(torch.isfinite(v).all() for v in final["G"].values())
     assert not torch.equal(final["G"]["fc.weight"], weights(clean.final_checkpoint)["G.fc.weight"])
 
@@ -174,4 +175,7 @@ def test_resume_into_another_architecture_names_keys_and_shapes(idx_dir, tmp_pat
     message = str(e.value)
     assert "weights do not fit this run's generator" in message and "\n" not in message
     assert "shapes differ: fc.weight expected 3136×48, found 1568×16" in message
-    assert "missing: label_embed.weight" in message and "unexpected: norms.0.bn.running_mean" in message
+    assert (
+        "missing: label_embed.weight" in message
+        and "unexpected: norms.0.bn.running_mean" in message
+    )

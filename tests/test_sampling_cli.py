@@ -1,6 +1,7 @@
 """generate / interpolate / train / presets through the CLI, the Python API, and every user
 error as one line on stderr with exit status 2."""
 
+import json
 import os
 import pickle
 import subprocess
@@ -381,3 +382,47 @@ def test_python_dash_m_entry_point(tmp_path):
         text=True,
     )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("ema", [True, False])
+def test_export_safetensors_loads_back_to_the_same_samples(runs, tmp_path, capsys, ema):
+    from safetensors import safe_open
+
+    out = tmp_path / "g.safetensors"
+    flag = "--ema" if ema else "--no-ema"
+    assert main(["export", str(runs / "cond"), "--out", str(out), flag]) == 0
+    assert f"{'EMA' if ema else 'raw'} generator of step" in capsys.readouterr().out
+    with safe_open(out, framework="pt") as f:
+        meta = f.metadata()
+    assert meta["format"] == "fashiongan-generator" and meta["ema"] == str(ema).lower()
+    assert json.loads(meta["class_names"])[7] == "sneaker"
+    original, exported = load_generator(runs / "cond", ema=ema), load_generator(out)
+    assert exported.step == original.step and exported.class_names == original.class_names
+    assert np.array_equal(original.sample(30, seed=1), exported.sample(30, seed=1))
+    grid = tmp_path / "grid.png"
+    assert main(["generate", str(out), "--per-class", "2", "--out", str(grid)]) == 0
+    assert Image.open(grid).height > 10 * 28
+
+
+def test_export_and_safetensors_bad_input(runs, tmp_path, capsys):
+    one_line_error(
+        capsys,
+        ["export", str(runs / "cond"), "--out", str(tmp_path / "g.pt")],
+        "expected a file name ending in .safetensors",
+    )
+    assert not (tmp_path / "g.pt").exists()
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\xff" * 64)
+    one_line_error(
+        capsys, ["generate", str(junk), "--out", str(tmp_path / "o.png")], "not a readable"
+    )
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, foreign)
+    one_line_error(
+        capsys,
+        ["generate", str(foreign), "--out", str(tmp_path / "o.png")],
+        "without fashiongan's metadata",
+    )
+    assert not (tmp_path / "o.png").exists()

@@ -116,7 +116,9 @@ def _train_parser(sub) -> None:
 
 def _add_generator_args(p: argparse.ArgumentParser, class_help: str) -> None:
     """What generate and interpolate share: the model to load and the classes to use."""
-    p.add_argument("source", help="run directory or checkpoint file")
+    p.add_argument(
+        "source", help="run directory, checkpoint file or exported .safetensors generator"
+    )
     p.add_argument("--class", dest="classes", action="append", metavar="CLASS", help=class_help)
     p.add_argument(
         "--ema",
@@ -164,6 +166,27 @@ def _interpolate_parser(sub) -> None:
         default="slerp",
         choices=["slerp", "lerp"],
         help="spherical or linear interpolation of z (default: slerp)",
+    )
+
+
+def _export_parser(sub) -> None:
+    p = sub.add_parser(
+        "export", help="write a trained generator as a portable, code-free weights file"
+    )
+    p.add_argument("source", help="run directory or checkpoint file")
+    p.add_argument("--out", required=True, help="output file, e.g. generator.safetensors")
+    p.add_argument(
+        "--format",
+        default="safetensors",
+        choices=["safetensors"],
+        help="safetensors: G's weights with the run's settings as metadata; `generate`, "
+        "`evaluate` and load_generator() read it back (default: safetensors)",
+    )
+    p.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="export the EMA generator when the checkpoint has one (default: yes)",
     )
 
 
@@ -303,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _generate_parser(sub)
     _interpolate_parser(sub)
+    _export_parser(sub)
     _download_parser(sub)
     _evaluate_parser(sub)
     _evaluator_parser(sub)
@@ -453,6 +477,24 @@ def cmd_generate(args) -> int:
     print(
         f"wrote {n} images ({fmt}, {images.shape[-1]}×{images.shape[-1]}) to {where} "
         f"from step {gen.step} ({'EMA' if args.ema else 'raw'} generator)"
+    )
+    return 0
+
+
+def cmd_export(args) -> int:
+    from fashiongan.checkpoint import load_checkpoint, resolve_checkpoint
+    from fashiongan.portable import export_generator
+    from fashiongan.sampling import load_generator
+
+    ckpt = resolve_checkpoint(args.source)
+    state = load_checkpoint(ckpt)
+    load_generator(ckpt, ema=args.ema)  # the weights must fit their model before they leave
+    ema = export_generator(state, args.out, ema=args.ema)
+    size = Path(args.out).stat().st_size
+    print(
+        f"wrote {args.out} ({size / 1e6:.2f} MB, {'EMA' if ema else 'raw'} generator of step "
+        f"{state['step']} from {ckpt}); load it with fashiongan generate {args.out} or "
+        f"fashiongan.load_generator({str(args.out)!r})"
     )
     return 0
 
@@ -613,6 +655,7 @@ COMMANDS = {
     "train": cmd_train,
     "generate": cmd_generate,
     "interpolate": cmd_interpolate,
+    "export": cmd_export,
     "download": cmd_download,
     "evaluate": cmd_evaluate,
     "evaluator": cmd_evaluator,

@@ -8,6 +8,7 @@ import math
 import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from fashiongan.data.datasets import parse_class, to_uint8
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_save
 from fashiongan.models import build_generator
+from fashiongan.portable import is_portable, read_generator
 
 
 def latents(seeds: list[int] | int, n: int | None, z_dim: int, device="cpu") -> torch.Tensor:
@@ -155,8 +157,11 @@ def load_generator(
     path: str | os.PathLike, ema: bool = True, device: str | torch.device = "cpu"
 ) -> LoadedGenerator:
     """A run directory or checkpoint → LoadedGenerator (G_ema when present and ema=True)."""
-    ckpt_path = resolve_checkpoint(path)
-    state = load_checkpoint(ckpt_path)
+    if is_portable(Path(path)):
+        ckpt_path, state = Path(path), read_generator(path)
+    else:
+        ckpt_path = resolve_checkpoint(path)
+        state = load_checkpoint(ckpt_path)
     cfg = state["config"]
     try:
         m, class_names = cfg["model"], tuple(state["class_names"])

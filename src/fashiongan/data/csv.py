@@ -28,6 +28,8 @@ def read_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             body = f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise FashionGANError(f"{path}: cannot read CSV file: {e}") from None
+    if header == [""] and not body:
+        raise FashionGANError(f"{path}: empty file; expected a CSV header and rows")
     n_pixels = len(header) - 1
     side = math.isqrt(max(n_pixels, 0))
     if n_pixels < 1 or side * side != n_pixels or header != _expected_header(n_pixels):
@@ -38,6 +40,12 @@ def read_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         )
     if not body.strip():
         raise FashionGANError(f"{path}: CSV file has a header but no rows")
+    for line_no, line in enumerate(body.splitlines(), start=2):
+        if line.strip() and line.count(",") != n_pixels:
+            raise FashionGANError(
+                f"{path}: line {line_no} has {line.count(',') + 1} cells; the header has "
+                f"{n_pixels + 1}"
+            )
     try:
         # float64 first so that '1.5' or 'nan' is caught below rather than truncated silently
         values = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2)

@@ -17,7 +17,10 @@ from fashiongan.data.datasets import FASHION_CLASSES, parse_class
 from fashiongan.data.idx import read_idx
 from fashiongan.errors import FashionGANError
 
-KINDS = "a run directory, a checkpoint (.pt), .npz, an IDX images file, .csv or a PNG folder"
+KINDS = (
+    "a run directory, a checkpoint (.pt), a generator (.safetensors), .npz, an IDX images file, "
+    ".csv or a PNG folder"
+)
 N_CLASSES = 10
 
 
@@ -72,8 +75,10 @@ def _read_npz(path: Path) -> ImageSet:
                 )
             images = z[key]
             labels = next((z[k] for k in ("labels", "y") if k in keys), None)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise FashionGANError(f"{path}: not a readable .npz ({e})") from None
+    except FashionGANError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise FashionGANError(f"{path}: not a readable .npz ({e or type(e).__name__})") from None
     return _checked(images, labels, str(path))
 
 
@@ -95,12 +100,38 @@ def _class_of_folder(name: str) -> int:
     return parse_class(name.replace("_", " "), FASHION_CLASSES)
 
 
+MAX_PNG_SIDE = 1024  # far above any image this tool trains on; decoding stops before this
+
+
 def _read_png(path: Path) -> np.ndarray:
+    """An 8-bit grayscale image. RGB(A), LA and palette files are accepted when every pixel is
+    gray and opaque (what most tools write for a grayscale figure); colour, transparency and
+    16-bit depth are refused rather than converted with a silent loss."""
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("L"))
-    except (OSError, UnidentifiedImageError) as e:
+            mode, (w, h) = img.mode, img.size
+            if max(w, h) > MAX_PNG_SIDE:
+                raise FashionGANError(
+                    f"{path}: {w}×{h} pixels; expected small grayscale images (at most "
+                    f"{MAX_PNG_SIDE} a side)"
+                )
+            if mode == "L":
+                return np.asarray(img)
+            if mode not in ("1", "P", "LA", "RGB", "RGBA", "PA"):
+                raise FashionGANError(
+                    f"{path}: image mode {mode} (e.g. 16-bit or float); expected 8-bit "
+                    f"grayscale (mode L)"
+                )
+            rgba = np.asarray(img.convert("RGBA"))
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise FashionGANError(f"{path}: not a readable image ({e})") from None
+    if (rgba[..., 3] != 255).any():
+        raise FashionGANError(
+            f"{path}: has transparent pixels (mode {mode}); expected opaque grayscale"
+        )
+    if not ((rgba[..., 0] == rgba[..., 1]) & (rgba[..., 1] == rgba[..., 2])).all():
+        raise FashionGANError(f"{path}: colour image (mode {mode}); expected grayscale")
+    return np.ascontiguousarray(rgba[..., 0])
 
 
 def _read_png_folder(path: Path) -> ImageSet:
@@ -125,8 +156,13 @@ def _read_png_folder(path: Path) -> ImageSet:
     if not files:
         raise FashionGANError(f"{path}: no .png files found (looked in it and its sub-folders)")
     arrays = [_read_png(f) for f in files]
-    if len({a.shape for a in arrays}) > 1:
-        raise FashionGANError(f"{path}: the PNGs differ in size; expected one size")
+    odd = next((i for i, a in enumerate(arrays) if a.shape != arrays[0].shape), None)
+    if odd is not None:
+        (h0, w0), (h1, w1) = arrays[0].shape, arrays[odd].shape
+        raise FashionGANError(
+            f"{path}: the PNGs differ in size ({files[0].name} is {w0}×{h0}, "
+            f"{files[odd].relative_to(path)} is {w1}×{h1}); expected one size"
+        )
     lab = np.array(labels, np.int64) if labels else None
     if lab is not None and (lab == -1).any() and not (lab == -1).all():
         raise FashionGANError(f"{path}: mixes an 'unlabeled' folder with class folders")
@@ -134,7 +170,9 @@ def _read_png_folder(path: Path) -> ImageSet:
 
 
 def is_generator_source(path: Path) -> bool:
-    return path.suffix == ".pt" or (path.is_dir() and (path / "checkpoints").is_dir())
+    return path.suffix in (".pt", ".safetensors") or (
+        path.is_dir() and (path / "checkpoints").is_dir()
+    )
 
 
 def read_image_set(source: str) -> ImageSet:

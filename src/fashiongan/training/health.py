@@ -74,7 +74,9 @@ class CollapseWatch:
         for key, on in signs.items():
             if not on:
                 if self.warned[key]:
-                    out.append(f"step {step}: over: {self._what(key)} (since step {self.since[key]})")
+                    out.append(
+                        f"step {step}: over: {self._what(key)} (since step {self.since[key]})"
+                    )
                 self.since[key], self.warned[key] = None, False
                 continue
             if self.since[key] is None:
@@ -100,11 +102,8 @@ class CollapseWatch:
                 f"{head} ({values}): G learns little from a saturated D; try --instance-noise "
                 f"0.1, --label-smoothing 0.9, a lower --lr-d, or --loss hinge --spectral-norm"
             )
-        return (
-            f"{head} (|∇G| {row['grad_norm_g']:.2e}, peak {self.peak_grad_g:.2e}): "
-            + (
-                "--loss minimax saturates when D rejects every fake; use --loss ns"
-                if self.loss_name == "minimax"
-                else "G has stopped learning; try a lower --lr-d or --d-steps 1"
-            )
+        return f"{head} (|∇G| {row['grad_norm_g']:.2e}, peak {self.peak_grad_g:.2e}): " + (
+            "--loss minimax saturates when D rejects every fake; use --loss ns"
+            if self.loss_name == "minimax"
+            else "G has stopped learning; try a lower --lr-d or --d-steps 1"
         )
