@@ -142,3 +142,39 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_run(idx_di
     ref_opt = load_checkpoint(tmp_path / "reference" / "checkpoints" / "final.pt")["opt_G"]
     for k, v in ref_opt["state"].items():
         assert torch.equal(v["exp_avg"], final["opt_G"]["state"][k]["exp_avg"])
+
+
+def test_sigterm_and_ctrl_c_finish_the_step_checkpoint_and_exit_0(idx_dir, tmp_path):
+    flags = [f if f != str(STEPS) else "100000" for f in FLAGS]  # a run that would go on
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        run = tmp_path / sig.name
+        proc = launch(["--data", str(idx_dir), *flags, "--out", str(run)])
+        while last_step(run) < 3 and proc.poll() is None:
+            time.sleep(0.01)
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, output
+        assert f"{sig.name}: finishing this step and writing a checkpoint" in output
+        assert f"interrupted: continue with  fashiongan train --resume {run}" in output
+        state = load_checkpoint(run / "checkpoints" / "latest.pt")
+        assert state["step"] == last_step(run) >= 3
+        assert not (run / "checkpoints" / "final.pt").exists()
+
+
+def test_second_ctrl_c_aborts_at_once(idx_dir, tmp_path):
+    flags = [f if f != str(STEPS) else "100000" for f in FLAGS]
+    flags[flags.index("--ckpt-every") + 1] = "1"  # keep it busy writing checkpoints
+    run = tmp_path / "run"
+    proc = launch(["--data", str(idx_dir), *flags, "--out", str(run)])
+    while last_step(run) < 3 and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    seen = ""
+    while "finishing this step" not in seen:  # the first one has been handled
+        seen += proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)  # while it writes the grid, plots and checkpoint
+    output = seen + proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, output
+    assert "fashiongan train: aborted" in output and "Traceback" not in output
+    for path in (run / "checkpoints").glob("*.pt"):  # whatever was written is whole
+        load_checkpoint(path)
