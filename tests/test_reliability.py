@@ -179,3 +179,14 @@ def test_resume_into_another_architecture_names_keys_and_shapes(idx_dir, tmp_pat
         "missing: label_embed.weight" in message
         and "unexpected: norms.0.bn.running_mean" in message
     )
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("on_nan", "retry", "--on-nan 'retry'"), ("max_rollbacks", -1, "--max-rollbacks -1")],
+)
+def test_nan_settings_are_validated(idx_dir, tmp_path, field, value, message):
+    cfg = tiny(idx_dir, steps=1, **{field: value})
+    with pytest.raises(FashionGANError, match=message):
+        train(cfg, tmp_path / "r")
+    assert not (tmp_path / "r").exists()

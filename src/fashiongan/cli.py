@@ -190,6 +190,23 @@ def _export_parser(sub) -> None:
     )
 
 
+def _serve_parser(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="an HTTP API and a web page over trained generators (the serve extra)"
+    )
+    p.add_argument(
+        "sources", nargs="+", help="run directories, checkpoints or .safetensors; each is a model"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument(
+        "--max-n", type=int, default=1024, help="most images per request (default: 1024)"
+    )
+    p.add_argument(
+        "--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="(default: cpu)"
+    )
+
+
 def _download_parser(sub) -> None:
     from fashiongan.data.download import OFFICIAL_URL
 
@@ -327,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     _generate_parser(sub)
     _interpolate_parser(sub)
     _export_parser(sub)
+    _serve_parser(sub)
     _download_parser(sub)
     _evaluate_parser(sub)
     _evaluator_parser(sub)
@@ -499,6 +517,38 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    try:
+        import uvicorn
+
+        from fashiongan.serve.app import create_app
+    except ImportError as e:
+        raise FashionGANError(
+            f"serve needs the serve extra ({e.name} is missing): pip install 'fashiongan[serve]'"
+        ) from None
+    from fashiongan.sampling import load_generator
+    from fashiongan.training.loop import pick_device
+
+    if not 1 <= args.max_n <= 100_000:
+        raise FashionGANError(f"--max-n {args.max_n}: expected 1..100000")
+    if not 0 <= args.port <= 65535:
+        raise FashionGANError(f"--port {args.port}: expected 0..65535")
+    device = pick_device(args.device)
+    generators = [(Path(s), load_generator(s, device=device)) for s in args.sources]
+    app = create_app(generators, max_n=args.max_n)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: --host {args.host} makes the server reachable from other machines; it "
+            f"has no authentication",
+            file=sys.stderr,
+        )
+    for (src, gen), mid in zip(generators, app.state.served):
+        print(f"model {mid}: {src} (step {gen.step}, {len(gen.class_names)} classes)")
+    print(f"serving on http://{args.host}:{args.port}/  (API docs: /docs; Ctrl-C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def cmd_interpolate(args) -> int:
     from fashiongan.data.datasets import parse_class
     from fashiongan.sampling import interpolation_frames, load_generator, save_interpolation
@@ -656,6 +706,7 @@ COMMANDS = {
     "generate": cmd_generate,
     "interpolate": cmd_interpolate,
     "export": cmd_export,
+    "serve": cmd_serve,
     "download": cmd_download,
     "evaluate": cmd_evaluate,
     "evaluator": cmd_evaluator,

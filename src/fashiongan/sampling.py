@@ -4,6 +4,7 @@ the PNG/GIF writers they use. Data-set export lives in fashiongan.export.
 Images leave this module as uint8 N×H×W (0 = black background, as in Fashion-MNIST).
 """
 
+import io
 import math
 import os
 import secrets
@@ -19,7 +20,7 @@ from fashiongan import __version__
 from fashiongan.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
 from fashiongan.data.datasets import parse_class, to_uint8
 from fashiongan.errors import FashionGANError
-from fashiongan.fileio import atomic_save
+from fashiongan.fileio import atomic_save, atomic_write_bytes
 from fashiongan.models import build_generator
 from fashiongan.portable import is_portable, read_generator
 
@@ -293,19 +294,23 @@ def interpolation_frames(
     return torch.stack(walks)
 
 
+def _gif_bytes(frames: list[Image.Image], ms_per_frame: int) -> bytes:
+    """An endlessly looping animated GIF."""
+    buf = io.BytesIO()
+    frames[0].save(
+        buf, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0
+    )
+    return buf.getvalue()
+
+
 def save_gif(path: str | os.PathLike, frames: list[Image.Image], ms_per_frame: int) -> None:
     """An endlessly looping animated GIF, written atomically."""
-    atomic_save(
-        path,
-        lambda f: frames[0].save(
-            f, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0
-        ),
-    )
+    atomic_write_bytes(path, _gif_bytes(frames, ms_per_frame))
 
 
-def save_interpolation(path: str | os.PathLike, frames: torch.Tensor, fmt: str) -> None:
-    """frames W×T×H×W': PNG strip (a row per walk) or animated GIF (frame t shows every walk).
-    Images of 32 px or less are upscaled ×2, as in the training grids."""
+def encode_interpolation(frames: torch.Tensor, fmt: str) -> bytes:
+    """frames W×T×H×W' → PNG strip (a row per walk) or animated GIF (frame t shows every walk)
+    bytes. Images of 32 px or less are upscaled ×2, as in the training grids."""
     w, t, h, _ = frames.shape
     scale = 2 if h <= 32 else 1
 
@@ -314,10 +319,16 @@ def save_interpolation(path: str | os.PathLike, frames: torch.Tensor, fmt: str) 
         return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
 
     if fmt == "png":
-        save_png(path, picture(make_grid(frames.reshape(w * t, h, h).numpy(), t)))
-    elif fmt == "gif":
+        buf = io.BytesIO()
+        picture(make_grid(frames.reshape(w * t, h, h).numpy(), t)).save(buf, format="PNG")
+        return buf.getvalue()
+    if fmt == "gif":
         ncol = math.ceil(math.sqrt(w))
         pics = [picture(make_grid(frames[:, k].numpy(), ncol)) for k in range(t)]
-        save_gif(path, pics + pics[-2:0:-1], ms_per_frame=80)  # there and back
-    else:
-        raise FashionGANError(f"unknown interpolation format {fmt!r}; choose png or gif")
+        return _gif_bytes(pics + pics[-2:0:-1], ms_per_frame=80)  # there and back
+    raise FashionGANError(f"unknown interpolation format {fmt!r}; choose png or gif")
+
+
+def save_interpolation(path: str | os.PathLike, frames: torch.Tensor, fmt: str) -> None:
+    """encode_interpolation(frames, fmt), written atomically to path."""
+    atomic_write_bytes(path, encode_interpolation(frames, fmt))

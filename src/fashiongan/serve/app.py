@@ -1,0 +1,352 @@
+"""The HTTP API and web page of `fashiongan serve`: FastAPI over one or more LoadedGenerators.
+
+Every generation runs in a worker thread, one at a time across all models (a lock), so
+parallel clients queue instead of oversubscribing the CPU, and the event loop stays free.
+No endpoint takes a path: models are the ones named on the command line, run files are looked
+up by id and step number only.
+"""
+
+import base64
+import io
+import json
+import math
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import torch
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from fashiongan import __version__
+from fashiongan.data.datasets import parse_class
+from fashiongan.errors import FashionGANError
+from fashiongan.sampling import (
+    LoadedGenerator,
+    encode_interpolation,
+    interpolation_frames,
+    latents,
+    make_grid,
+)
+from fashiongan.training.monitor import read_metrics
+
+STATIC = Path(__file__).parent / "static"
+GRID_RE = re.compile(r"grid-(\d+)\.png")
+SUMMARY_METRICS = ("fid", "kid", "is", "precision", "recall", "label_accuracy")
+MAX_FRAMES = 512  # interpolation: walks × steps
+
+
+@dataclass
+class Served:
+    id: str
+    source: Path
+    gen: LoadedGenerator
+    run_dir: Path | None  # the run directory, when the model was given as one
+
+    def metrics(self) -> dict | None:
+        """The summary of `fashiongan evaluate` (RUN/eval/metrics.json), if it was run."""
+        path = self.run_dir / "eval" / "metrics.json" if self.run_dir else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return {k: d[k] for k in SUMMARY_METRICS if isinstance(d.get(k), int | float)}
+
+    def describe(self) -> dict:
+        cfg = self.gen.config.get("model", {})
+        return {
+            "id": self.id,
+            "model": cfg.get("model"),
+            "conditioning": cfg.get("cond"),
+            "conditional": self.gen.conditional,
+            "classes": list(self.gen.class_names),
+            "resolution": self.gen.resolution,
+            "step": self.gen.step,
+            "has_run": self.run_dir is not None,
+            "metrics": self.metrics(),
+        }
+
+
+def model_ids(sources: list[Path]) -> list[str]:
+    """A readable, unique id per source: the run directory's or file's name."""
+    ids: list[str] = []
+    for src in sources:
+        base = src.name.removesuffix(".pt").removesuffix(".safetensors") or "model"
+        name, k = base, 2
+        while name in ids:
+            name, k = f"{base}-{k}", k + 1
+        ids.append(name)
+    return ids
+
+
+class GenerateRequest(BaseModel):
+    model: str | None = Field(None, description="model id (default: the first)")
+    n: int = Field(10, description="number of images")
+    classes: list[str] | None = Field(
+        None, alias="class", description="class names or ids; images cycle over them"
+    )
+    seed: int = Field(0, ge=0, lt=2**63, description="latent seed: the same seed, the same bytes")
+    format: Literal["png", "npz", "json"] = "png"
+    ncol: int | None = Field(None, ge=1, le=64, description="grid columns (png)")
+
+    model_config = {"populate_by_name": True}
+
+
+def _png(image: np.ndarray, scale: int = 1) -> bytes:
+    from PIL import Image
+
+    img = Image.fromarray(image)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _npz(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> bytes:
+    """np.savez stamps the time into the zip; written by hand here so equal requests give
+    equal bytes (timestamps fixed at 1980-01-01)."""
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, array in (
+            ("images", images),
+            ("labels", labels),
+            ("class_names", np.array(class_names)),
+        ):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+            z.writestr(zipfile.ZipInfo(f"{name}.npy"), member.getvalue())
+    return buf.getvalue()
+
+
+def create_app(
+    generators: list[tuple[Path, LoadedGenerator]],
+    max_n: int = 1024,
+) -> FastAPI:
+    """The app over (source path, generator) pairs; `max_n` caps images per request."""
+    if not generators:
+        raise FashionGANError("serve needs at least one run directory or checkpoint")
+    served = {
+        mid: Served(mid, src, gen, src if src.is_dir() else None)
+        for mid, (src, gen) in zip(model_ids([s for s, _ in generators]), generators)
+    }
+    lock = threading.Lock()  # one generation at a time: torch already uses every core
+
+    app = FastAPI(
+        title="fashiongan",
+        version=__version__,
+        description="Generate, interpolate and inspect trained fashiongan generators.",
+    )
+    app.state.served = served
+
+    def get_model(mid: str | None) -> Served:
+        if mid is None:
+            return next(iter(served.values()))
+        if mid not in served:
+            raise HTTPException(422, f"unknown model {mid!r}; available: {', '.join(served)}")
+        return served[mid]
+
+    def class_ids(m: Served, classes: list[str] | None) -> list[int] | None:
+        if not classes:
+            return None
+        if not m.gen.conditional:
+            raise HTTPException(
+                422, f"model {m.id!r} is unconditional (trained with --cond none): drop 'class'"
+            )
+        try:
+            return [parse_class(c, m.gen.class_names) for c in classes]
+        except FashionGANError as e:
+            raise HTTPException(422, str(e)) from None
+
+    def check_n(n: int) -> None:
+        if not 1 <= n <= max_n:
+            raise HTTPException(
+                422, f"n={n}: expected 1..{max_n} (the server's cap; start it with --max-n)"
+            )
+
+    async def run_locked(fn, *args):
+        """fn(*args) in a worker thread, one at a time; a FashionGANError is the client's."""
+
+        def locked():
+            with lock, torch.inference_mode():
+                return fn(*args)
+
+        try:
+            return await run_in_threadpool(locked)
+        except FashionGANError as e:
+            raise HTTPException(422, str(e)) from None
+
+    def sample(
+        m: Served, n: int, ids: list[int] | None, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        g = m.gen
+        if g.conditional:
+            pool = torch.tensor(ids if ids else list(range(g.n_classes)))
+            y = pool.repeat(math.ceil(n / len(pool)))[:n]
+        else:
+            y = None
+        images = g.images(latents(seed, n, g.z_dim), y).numpy()
+        labels = y.numpy() if y is not None else np.full(n, -1, np.int64)
+        return images, labels
+
+    async def generate(req: GenerateRequest) -> Response:
+        m = get_model(req.model)
+        check_n(req.n)
+        ids = class_ids(m, req.classes)
+        images, labels = await run_locked(sample, m, req.n, ids, req.seed)
+        headers = {"X-Seed": str(req.seed), "X-Model": m.id}
+        if req.format == "npz":
+            body = _npz(images, labels, m.gen.class_names)
+            headers["Content-Disposition"] = f'attachment; filename="{m.id}-seed{req.seed}.npz"'
+            return Response(body, media_type="application/octet-stream", headers=headers)
+        if req.format == "json":
+            names = m.gen.class_names
+            items = [
+                {
+                    "label": int(lab) if lab >= 0 else None,
+                    "class": names[lab] if lab >= 0 else None,
+                    "png": base64.b64encode(_png(img)).decode(),
+                }
+                for img, lab in zip(images, labels)
+            ]
+            body = json.dumps({"model": m.id, "seed": req.seed, "images": items}).encode()
+            return Response(body, media_type="application/json", headers=headers)
+        ncol = req.ncol or min(req.n, 10)
+        scale = 2 if m.gen.resolution <= 32 else 1
+        return Response(
+            _png(make_grid(images, ncol), scale), media_type="image/png", headers=headers
+        )
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "version": __version__, "models": len(served)}
+
+    @app.get("/v1/models")
+    def models() -> list[dict]:
+        return [m.describe() for m in served.values()]
+
+    @app.get("/v1/generate", response_class=Response)
+    async def generate_get(
+        model: str | None = None,
+        n: int = 10,
+        class_: Annotated[list[str] | None, Query(alias="class")] = None,
+        seed: Annotated[int, Query(ge=0, lt=2**63)] = 0,
+        format: Literal["png", "npz", "json"] = "png",
+        ncol: Annotated[int | None, Query(ge=1, le=64)] = None,
+    ) -> Response:
+        """Images as a grid PNG, an NPZ (images, labels, class_names) or JSON (base64 PNGs)."""
+        return await generate(
+            GenerateRequest(model=model, n=n, classes=class_, seed=seed, format=format, ncol=ncol)
+        )
+
+    @app.post("/v1/generate", response_class=Response)
+    async def generate_post(req: GenerateRequest) -> Response:
+        """The same as GET, with a JSON body."""
+        return await generate(req)
+
+    @app.get("/v1/interpolate", response_class=Response)
+    async def interpolate(
+        model: str | None = None,
+        seeds: Annotated[list[int], Query()] = [0, 1],  # noqa: B006
+        class_: Annotated[list[str] | None, Query(alias="class")] = None,
+        steps: Annotated[int, Query(ge=2, le=64)] = 10,
+        mode: Literal["slerp", "lerp"] = "slerp",
+        format: Literal["png", "gif", "json"] = "png",
+    ) -> Response:
+        """Walks between seeds (class fixed by one `class`, or every class) or between two or
+        more classes with z fixed: a PNG strip, a GIF, or JSON frames (base64 PNGs)."""
+        m = get_model(model)
+        if any(not 0 <= s < 2**63 for s in seeds):
+            raise HTTPException(422, f"seeds must be in 0..2^63-1, got {seeds[:10]}")
+        ids = class_ids(m, class_)
+        between_classes = ids is not None and len(ids) >= 2
+        if not between_classes and len(seeds) < 2:
+            raise HTTPException(422, "give at least two seeds, or two classes to walk between")
+        walks = (
+            len(seeds) * (len(ids) - 1)
+            if between_classes
+            else (len(seeds) - 1) * (1 if ids or not m.gen.conditional else m.gen.n_classes)
+        )
+        if walks * steps > MAX_FRAMES:
+            raise HTTPException(
+                422, f"{walks} walks × {steps} steps = {walks * steps} frames; at most {MAX_FRAMES}"
+            )
+        frames = await run_locked(interpolation_frames, m.gen, seeds, ids, steps, mode)
+        headers = {"X-Model": m.id}
+        if format == "json":
+            body = {
+                "model": m.id,
+                "walks": [
+                    [base64.b64encode(_png(f)).decode() for f in walk] for walk in frames.numpy()
+                ],
+            }
+            return Response(
+                json.dumps(body).encode(), media_type="application/json", headers=headers
+            )
+        media = "image/png" if format == "png" else "image/gif"
+        return Response(encode_interpolation(frames, format), media_type=media, headers=headers)
+
+    def run_of(mid: str) -> Served:
+        if mid not in served:
+            raise HTTPException(404, f"unknown run {mid!r}; available: {', '.join(served)}")
+        m = served[mid]
+        if m.run_dir is None:
+            raise HTTPException(
+                404, f"{mid!r} was served from a file, not a run directory: it has no run data"
+            )
+        return m
+
+    @app.get("/v1/runs/{run_id}/metrics")
+    def run_metrics(run_id: str) -> dict:
+        """The training curves (metrics.jsonl): `train` rows (losses, D outputs, gradient
+        norms, ...) and `eval` rows (FID, IS, label accuracy over training)."""
+        m = run_of(run_id)
+        path = m.run_dir / "metrics.jsonl"
+        rows = read_metrics(path) if path.is_file() else []
+        clean = [
+            {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in r.items()}
+            for r in rows
+        ]
+        return {
+            "id": run_id,
+            "train": [r for r in clean if "loss_d" in r],
+            "eval": [r for r in clean if "fid" in r],
+        }
+
+    def grid_files(m: Served) -> dict[int, Path]:
+        found = {}
+        for p in (m.run_dir / "samples").glob("grid-*.png"):
+            if match := GRID_RE.fullmatch(p.name):
+                found[int(match.group(1))] = p
+        return dict(sorted(found.items()))
+
+    @app.get("/v1/runs/{run_id}/grids")
+    def run_grids(run_id: str) -> dict:
+        """The steps at which fixed-noise sample grids were saved."""
+        return {"id": run_id, "steps": list(grid_files(run_of(run_id)))}
+
+    @app.get("/v1/runs/{run_id}/grids/{step}", response_class=FileResponse)
+    def run_grid(run_id: str, step: int) -> FileResponse:
+        """The fixed-noise grid saved at `step` (a PNG)."""
+        files = grid_files(run_of(run_id))
+        if step not in files:
+            raise HTTPException(404, f"no grid at step {step}; saved at: {list(files)[:20]}")
+        return FileResponse(files[step], media_type="image/png")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    return app
