@@ -145,6 +145,9 @@ function drawChart(canvas, rows, series) {
     });
     ctx.stroke();
     ctx.fillStyle = colour;
+    rows.forEach((r, i) => {  // a dot per point: a lone evaluation is visible too
+      if (Number.isFinite(r[key])) ctx.fillRect(X(xs[i]) - 2, Y(r[key]) - 2, 4, 4);
+    });
     ctx.fillText(key, w - 110, 20 + 13 * k);
   });
 }
