@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import schemathesis
-from conftest import synthetic_images
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from PIL import Image
 
+from conftest import synthetic_images
 from fashiongan.cli import main
 from fashiongan.config import RunConfig
 from fashiongan.data.idx import write_idx
