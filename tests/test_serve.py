@@ -5,6 +5,7 @@ schemathesis that must never see a 5xx."""
 import base64
 import io
 import json
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -171,7 +172,10 @@ def test_page_and_schema(client):
     assert "http" not in client.get("/static/index.html").text.replace("http-equiv", "")
     schema = client.get("/openapi.json").json()
     assert {"/health", "/v1/models", "/v1/generate", "/v1/interpolate"} <= set(schema["paths"])
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower()
+    for asset in re.findall(r'(?:src|href)="(/[^"]+)"', docs.text):
+        assert client.get(asset).status_code == 200, asset  # served locally: works offline
 
 
 def test_parallel_clients_are_served_one_generation_at_a_time(app, client, monkeypatch):

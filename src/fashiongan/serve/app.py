@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 import numpy as np
 import torch
 from fastapi import FastAPI, HTTPException, Query
+from fastapi_offline import FastAPIOffline
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -142,7 +143,8 @@ def create_app(
     }
     lock = threading.Lock()  # one generation at a time: torch already uses every core
 
-    app = FastAPI(
+    # /docs and /redoc with their scripts served from the package, not a CDN
+    app: FastAPI = FastAPIOffline(
         title="fashiongan",
         version=__version__,
         description="Generate, interpolate and inspect trained fashiongan generators.",
