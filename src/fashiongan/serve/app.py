@@ -19,9 +19,9 @@ from typing import Annotated, Literal
 import numpy as np
 import torch
 from fastapi import FastAPI, HTTPException, Query
-from fastapi_offline import FastAPIOffline
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
