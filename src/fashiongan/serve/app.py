@@ -12,6 +12,7 @@ import json
 import math
 import re
 import threading
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -22,6 +23,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -102,8 +104,6 @@ class GenerateRequest(BaseModel):
 
 
 def _png(image: np.ndarray, scale: int = 1) -> bytes:
-    from PIL import Image
-
     img = Image.fromarray(image)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
@@ -115,8 +115,6 @@ def _png(image: np.ndarray, scale: int = 1) -> bytes:
 def _npz(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> bytes:
     """np.savez stamps the time into the zip; written by hand here so equal requests give
     equal bytes (timestamps fixed at 1980-01-01)."""
-    import zipfile
-
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name, array in (
@@ -188,46 +186,40 @@ def create_app(
         except FashionGANError as e:
             raise HTTPException(422, str(e)) from None
 
-    def sample(
-        m: Served, n: int, ids: list[int] | None, seed: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def encode(m: Served, req: GenerateRequest, ids: list[int] | None) -> tuple[bytes, str]:
+        """Sample and encode (in the worker thread: PNG encoding is CPU work too)."""
         g = m.gen
+        y = None
         if g.conditional:
             pool = torch.tensor(ids if ids else list(range(g.n_classes)))
-            y = pool.repeat(math.ceil(n / len(pool)))[:n]
-        else:
-            y = None
-        images = g.images(latents(seed, n, g.z_dim), y).numpy()
-        labels = y.numpy() if y is not None else np.full(n, -1, np.int64)
-        return images, labels
+            y = pool.repeat(math.ceil(req.n / len(pool)))[: req.n]
+        images = g.images(latents(req.seed, req.n, g.z_dim), y).numpy()
+        labels = y.numpy() if y is not None else np.full(req.n, -1, np.int64)
+        if req.format == "npz":
+            return _npz(images, labels, g.class_names), "application/octet-stream"
+        if req.format == "json":
+            items = [
+                {
+                    "label": int(lab) if lab >= 0 else None,
+                    "class": g.class_names[lab] if lab >= 0 else None,
+                    "png": base64.b64encode(_png(img)).decode(),
+                }
+                for img, lab in zip(images, labels)
+            ]
+            body = {"model": m.id, "seed": req.seed, "images": items}
+            return json.dumps(body).encode(), "application/json"
+        scale = 2 if g.resolution <= 32 else 1
+        return _png(make_grid(images, req.ncol or min(req.n, 10)), scale), "image/png"
 
     async def generate(req: GenerateRequest) -> Response:
         m = get_model(req.model)
         check_n(req.n)
         ids = class_ids(m, req.classes)
-        images, labels = await run_locked(sample, m, req.n, ids, req.seed)
+        body, media_type = await run_locked(encode, m, req, ids)
         headers = {"X-Seed": str(req.seed), "X-Model": m.id}
         if req.format == "npz":
-            body = _npz(images, labels, m.gen.class_names)
             headers["Content-Disposition"] = f'attachment; filename="{m.id}-seed{req.seed}.npz"'
-            return Response(body, media_type="application/octet-stream", headers=headers)
-        if req.format == "json":
-            names = m.gen.class_names
-            items = [
-                {
-                    "label": int(lab) if lab >= 0 else None,
-                    "class": names[lab] if lab >= 0 else None,
-                    "png": base64.b64encode(_png(img)).decode(),
-                }
-                for img, lab in zip(images, labels)
-            ]
-            body = json.dumps({"model": m.id, "seed": req.seed, "images": items}).encode()
-            return Response(body, media_type="application/json", headers=headers)
-        ncol = req.ncol or min(req.n, 10)
-        scale = 2 if m.gen.resolution <= 32 else 1
-        return Response(
-            _png(make_grid(images, ncol), scale), media_type="image/png", headers=headers
-        )
+        return Response(body, media_type=media_type, headers=headers)
 
     @app.get("/health")
     def health() -> dict:
@@ -283,20 +275,17 @@ def create_app(
             raise HTTPException(
                 422, f"{walks} walks × {steps} steps = {walks * steps} frames; at most {MAX_FRAMES}"
             )
-        frames = await run_locked(interpolation_frames, m.gen, seeds, ids, steps, mode)
-        headers = {"X-Model": m.id}
-        if format == "json":
-            body = {
-                "model": m.id,
-                "walks": [
-                    [base64.b64encode(_png(f)).decode() for f in walk] for walk in frames.numpy()
-                ],
-            }
-            return Response(
-                json.dumps(body).encode(), media_type="application/json", headers=headers
-            )
-        media = "image/png" if format == "png" else "image/gif"
-        return Response(encode_interpolation(frames, format), media_type=media, headers=headers)
+
+        def walk() -> tuple[bytes, str]:
+            frames = interpolation_frames(m.gen, seeds, ids, steps, mode)
+            if format == "json":
+                walks = [[base64.b64encode(_png(f)).decode() for f in w] for w in frames.numpy()]
+                return json.dumps({"model": m.id, "walks": walks}).encode(), "application/json"
+            media = "image/png" if format == "png" else "image/gif"
+            return encode_interpolation(frames, format), media
+
+        body, media_type = await run_locked(walk)
+        return Response(body, media_type=media_type, headers={"X-Model": m.id})
 
     def run_of(mid: str) -> Served:
         if mid not in served:

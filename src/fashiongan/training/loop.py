@@ -689,6 +689,8 @@ class Trainer:
         evaluated = any(r.get("step") == self.step and "fid" in r for r in mon.records)
         if log.eval_every and not interrupted and not evaluated:
             self.evaluate(mon)
+        if self.cfg.train.on_nan != "skip" and (hit := self.nonfinite.report()):
+            raise FashionGANError(nan_message(*hit, self.run_dir / "checkpoints"))
         self.save(final=not interrupted)
         final = self.run_dir / "checkpoints" / ("latest.pt" if interrupted else "final.pt")
         write_progress_gif(self.run_dir / "samples")
