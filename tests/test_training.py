@@ -160,6 +160,7 @@ def test_stabilisers_change_training(idx_dir, tmp_path):
         "smoothing": lambda c: setattr(c.loss, "label_smoothing", 0.9),
         "noise": lambda c: setattr(c.train, "instance_noise", 0.2),
         "r1": lambda c: setattr(c.loss, "r1", 1.0),
+        "lazy r1": lambda c: (setattr(c.loss, "r1", 1.0), setattr(c.loss, "r1_every", 2)),
         "clip": lambda c: setattr(c.train, "grad_clip", 0.01),
         "sn": lambda c: setattr(c.model, "spectral_norm", True),
         "steps": lambda c: setattr(c.train, "d_steps", 2),
@@ -381,3 +382,16 @@ def test_learning_rates_decay_over_the_second_half_of_the_budget(idx_dir, tmp_pa
     assert [r["lr_d"] / cfg.train.lr_d for r in rows] == pytest.approx(
         [lr / cfg.train.lr_g for lr in lrs]
     )
+
+
+def test_lazy_r1_applies_every_nth_step_at_n_times_the_weight(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=7)
+    cfg.loss.r1, cfg.loss.r1_every, cfg.log.log_every = 1.0, 3, 1
+    train(cfg, tmp_path / "lazy")
+    rows = [r for r in read_metrics(tmp_path / "lazy" / "metrics.jsonl") if "penalty" in r]
+    assert [r["step"] for r in rows if r["penalty"] > 0] == [1, 4, 7]
+    eager = tiny(idx_dir, steps=1)
+    eager.loss.r1, eager.log.log_every = 1.0, 1
+    train(eager, tmp_path / "eager")
+    first = read_metrics(tmp_path / "eager" / "metrics.jsonl")[0]["penalty"]
+    assert rows[0]["penalty"] == pytest.approx(3 * first, rel=1e-5)  # same first step, ×3

@@ -54,6 +54,11 @@ class LossConfig:
     )
     gp_weight: float = _f(10.0, "λ of the WGAN-GP gradient penalty (--loss wgan-gp)")
     r1: float = _f(0.0, "γ of the R1 penalty γ/2·‖∇D(x)‖² on real images (0 = off)")
+    r1_every: int = _f(
+        1,
+        "lazy R1: apply it every N iterations, weighted ×N, so it costs 1/N as much "
+        "(Karras et al. 2020 use 16)",
+    )
     weight_clip: float = _f(0.01, "clip D's weights to ±c after each D step (--loss wgan)")
     aux_weight: float | None = _f(
         None,

@@ -112,6 +112,7 @@ def validate(cfg: RunConfig) -> None:
             "outputs; use --d-norm none",
         ),
         (lo.gp_weight >= 0 and lo.r1 >= 0, "--gp-weight and --r1 must not be negative"),
+        (lo.r1_every >= 1, f"--r1-every {lo.r1_every}: must be at least 1"),
         (aux_weight(cfg) >= 0, f"--aux-weight {lo.aux_weight}: must not be negative"),
         (
             aux_weight(cfg) == 0 or m.cond != "none",
@@ -534,7 +535,7 @@ class Trainer:
         skipped = 0
 
         self.D.requires_grad_(True)
-        for _ in range(cfg.train.d_steps):
+        for d_step in range(cfg.train.d_steps):
             x, y = self.batcher.next()
             z = torch.randn(B, z_dim, generator=self.gen, device=dev)
             with torch.no_grad():
@@ -551,8 +552,9 @@ class Trainer:
                 penalty = penalty + cfg.loss.gp_weight * gradient_penalty(
                     self.D, x, fake, y, self.gen
                 )
-            if cfg.loss.r1 > 0:
-                penalty = penalty + 0.5 * cfg.loss.r1 * r1_penalty(self.D, x, y)
+            if cfg.loss.r1 > 0 and self.step % cfg.loss.r1_every == 0 and d_step == 0:
+                gamma = cfg.loss.r1 * cfg.loss.r1_every  # lazy: N× the weight, 1/N as often
+                penalty = penalty + 0.5 * gamma * r1_penalty(self.D, x, y)
             self.opt_D.zero_grad(set_to_none=True)
             (d_loss + penalty + aux * aux_d).backward()
             grad_d = torch.nn.utils.clip_grad_norm_(self.D.parameters(), clip, foreach=True)
