@@ -391,7 +391,27 @@ def test_lazy_r1_applies_every_nth_step_at_n_times_the_weight(idx_dir, tmp_path)
     rows = [r for r in read_metrics(tmp_path / "lazy" / "metrics.jsonl") if "penalty" in r]
     assert [r["step"] for r in rows if r["penalty"] > 0] == [1, 4, 7]
     eager = tiny(idx_dir, steps=1)
-    eager.loss.r1, eager.log.log_every = 1.0, 1
+    eager.loss.r1, eager.loss.r1_every, eager.log.log_every = 1.0, 1, 1
     train(eager, tmp_path / "eager")
     first = read_metrics(tmp_path / "eager" / "metrics.jsonl")[0]["penalty"]
     assert rows[0]["penalty"] == pytest.approx(3 * first, rel=1e-5)  # same first step, ×3
+
+
+def test_runs_from_before_lazy_r1_keep_r1_every_step(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=2)
+    cfg.loss.r1, cfg.loss.r1_every = 1.0, 1
+    run = tmp_path / "old"
+    train(cfg, run)
+    for path in (run / "checkpoints" / "latest.pt", run / "config.json"):
+        if path.suffix == ".pt":
+            state = torch.load(path, weights_only=True)
+            del state["config"]["loss"]["r1_every"]
+            torch.save(state, path)
+        else:
+            saved = json.loads(path.read_text())
+            del saved["loss"]["r1_every"]
+            path.write_text(json.dumps(saved))
+    assert saved_run_config(saved, "config.json").loss.r1_every == 1
+    assert RunConfig().loss.r1_every == 16 and RunConfig().loss.r1 == 0.1
+    cfg.train.steps = 4  # resumes without a settings conflict
+    assert train(cfg, run, resume=True).step == 4

@@ -53,9 +53,9 @@ class LossConfig:
         1.0, "target for real images in D's loss, e.g. 0.9 (one-sided label smoothing; 1.0 = off)"
     )
     gp_weight: float = _f(10.0, "λ of the WGAN-GP gradient penalty (--loss wgan-gp)")
-    r1: float = _f(0.0, "γ of the R1 penalty γ/2·‖∇D(x)‖² on real images (0 = off)")
+    r1: float = _f(0.1, "γ of the R1 penalty γ/2·‖∇D(x)‖² on real images (0 = off)")
     r1_every: int = _f(
-        1,
+        16,
         "lazy R1: apply it every N iterations, weighted ×N, so it costs 1/N as much "
         "(Karras et al. 2020 use 16)",
     )
@@ -164,10 +164,12 @@ SECTIONS = ("data", "model", "loss", "train", "log")
 
 def saved_run_config(d: dict, origin: str) -> RunConfig:
     """The RunConfig of a run's config.json or checkpoint. Those hold every field; a run made
-    before the auxiliary classifier existed (no loss.aux_weight) trained without one."""
+    before the auxiliary classifier existed (no loss.aux_weight) trained without one, and one
+    made before lazy R1 (no loss.r1_every) applied R1 every step."""
     loss = d.get("loss")
-    if isinstance(loss, dict) and "aux_weight" not in loss:
-        d = {**d, "loss": {**loss, "aux_weight": 0.0}}
+    if isinstance(loss, dict):
+        before = {"aux_weight": 0.0, "r1_every": 1}
+        d = {**d, "loss": {**{k: v for k, v in before.items() if k not in loss}, **loss}}
     return from_dict(d, origin)
 
 

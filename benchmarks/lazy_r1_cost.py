@@ -1,0 +1,50 @@
+"""What lazy R1 costs per training step: the default with and without it, in one process,
+160-step windows taken in turn (5 each, after 32 warm-up steps), median img/s.
+
+    python benchmarks/lazy_r1_cost.py
+
+Nothing else should run on the machine meanwhile.
+"""
+
+import statistics
+import tempfile
+import time
+
+import torch
+
+from fashiongan.config import RunConfig
+from fashiongan.training.loop import STAT_KEYS, Trainer
+
+
+def trainer(r1: float, run_dir: str) -> Trainer:
+    cfg = RunConfig()
+    cfg.loss.r1, cfg.log.progress = r1, False
+    cfg.train.epochs, cfg.train.steps = 0, 10**9
+    return Trainer(cfg, run_dir)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {
+            "no R1": trainer(0.0, f"{tmp}/a"),
+            "lazy R1 (default)": trainer(0.1, f"{tmp}/b"),
+        }
+        speeds: dict[str, list[float]] = {k: [] for k in trainers}
+        for t in trainers.values():
+            acc = {k: torch.zeros(()) for k in STAT_KEYS}
+            for _ in range(32):
+                t.train_step(acc)
+        for _ in range(5):
+            for name, t in trainers.items():
+                acc = {k: torch.zeros(()) for k in STAT_KEYS}
+                start = time.perf_counter()
+                for _ in range(160):
+                    t.train_step(acc)
+                speeds[name].append(160 * t.cfg.train.batch_size / (time.perf_counter() - start))
+    for name, v in speeds.items():
+        windows = ", ".join(f"{x:.0f}" for x in v)
+        print(f"{name:18s} median {statistics.median(v):6.0f} img/s  ({windows})")
+
+
+if __name__ == "__main__":
+    main()
