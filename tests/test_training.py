@@ -346,20 +346,24 @@ def test_compiled_step_matches_eager_with_penalties(idx_dir, tmp_path):
         assert torch.allclose(v, runs[True][k], rtol=1e-4, atol=1e-5), k
 
 
+def make_old_run(run, loss_key: str) -> dict:
+    """Remove loss.<loss_key> from a run's checkpoint and config.json, as a run made before
+    that setting existed would have them; returns the edited config."""
+    state = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
+    del state["config"]["loss"][loss_key]
+    torch.save(state, run / "checkpoints" / "latest.pt")
+    saved = json.loads((run / "config.json").read_text())
+    del saved["loss"][loss_key]
+    (run / "config.json").write_text(json.dumps(saved))
+    return saved
+
+
 def test_runs_from_before_the_auxiliary_classifier_resume_without_one(idx_dir, tmp_path):
     cfg = tiny(idx_dir, steps=2)
     cfg.loss.aux_weight = 0.0
     run = tmp_path / "old"
     train(cfg, run)
-    for path in (run / "checkpoints" / "latest.pt", run / "config.json"):
-        if path.suffix == ".pt":
-            state = torch.load(path, weights_only=True)
-            del state["config"]["loss"]["aux_weight"]
-            torch.save(state, path)
-        else:
-            saved = json.loads(path.read_text())
-            del saved["loss"]["aux_weight"]
-            path.write_text(json.dumps(saved))
+    saved = make_old_run(run, "aux_weight")
     assert saved_run_config(saved, "config.json").loss.aux_weight == 0.0
     cfg.loss.aux_weight, cfg.train.steps = 0.0, 4
     assert train(cfg, run, resume=True).step == 4
@@ -402,15 +406,7 @@ def test_runs_from_before_lazy_r1_keep_r1_every_step(idx_dir, tmp_path):
     cfg.loss.r1, cfg.loss.r1_every = 1.0, 1
     run = tmp_path / "old"
     train(cfg, run)
-    for path in (run / "checkpoints" / "latest.pt", run / "config.json"):
-        if path.suffix == ".pt":
-            state = torch.load(path, weights_only=True)
-            del state["config"]["loss"]["r1_every"]
-            torch.save(state, path)
-        else:
-            saved = json.loads(path.read_text())
-            del saved["loss"]["r1_every"]
-            path.write_text(json.dumps(saved))
+    saved = make_old_run(run, "r1_every")
     assert saved_run_config(saved, "config.json").loss.r1_every == 1
     assert RunConfig().loss.r1_every == 16 and RunConfig().loss.r1 == 0.1
     cfg.train.steps = 4  # resumes without a settings conflict

@@ -120,11 +120,15 @@ def _add_generator_args(p: argparse.ArgumentParser, class_help: str) -> None:
         "source", help="run directory, checkpoint file or exported .safetensors generator"
     )
     p.add_argument("--class", dest="classes", action="append", metavar="CLASS", help=class_help)
+    _ema_flag(p, "use")
+
+
+def _ema_flag(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument(
         "--ema",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="use the EMA generator when the checkpoint has one (default: yes)",
+        help=f"{verb} the EMA generator when the checkpoint has one (default: yes)",
     )
 
 
@@ -182,12 +186,7 @@ def _export_parser(sub) -> None:
         help="safetensors: G's weights with the run's settings as metadata; `generate`, "
         "`evaluate` and load_generator() read it back (default: safetensors)",
     )
-    p.add_argument(
-        "--ema",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="export the EMA generator when the checkpoint has one (default: yes)",
-    )
+    _ema_flag(p, "export")
 
 
 def _serve_parser(sub) -> None:
@@ -263,12 +262,7 @@ def _evaluate_parser(sub) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="latent and subset seed (default: 0)")
     p.add_argument("--out", help="report directory (default: <run>/eval or <name>-eval beside)")
-    p.add_argument(
-        "--ema",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="use the EMA generator when the checkpoint has one (default: yes)",
-    )
+    _ema_flag(p, "use")
     p.add_argument(
         "--memorization-samples",
         type=int,
