@@ -1,5 +1,6 @@
-"""What lazy R1 costs per training step: the default with and without it, in one process,
-160-step windows taken in turn (5 each, after 32 warm-up steps), median img/s.
+"""What R1 costs per training step: the default without R1, with lazy R1 (the default: γ 0.1
+every 16 steps) and with R1 every step, in one process, 160-step windows taken in turn (5
+each, after 32 warm-up steps), median img/s.
 
     python benchmarks/lazy_r1_cost.py
 
@@ -16,9 +17,9 @@ from fashiongan.config import RunConfig
 from fashiongan.training.loop import STAT_KEYS, Trainer
 
 
-def trainer(r1: float, run_dir: str) -> Trainer:
+def trainer(r1: float, every: int, run_dir: str) -> Trainer:
     cfg = RunConfig()
-    cfg.loss.r1, cfg.log.progress = r1, False
+    cfg.loss.r1, cfg.loss.r1_every, cfg.log.progress = r1, every, False
     cfg.train.epochs, cfg.train.steps = 0, 10**9
     return Trainer(cfg, run_dir)
 
@@ -26,8 +27,9 @@ def trainer(r1: float, run_dir: str) -> Trainer:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trainers = {
-            "no R1": trainer(0.0, f"{tmp}/a"),
-            "lazy R1 (default)": trainer(0.1, f"{tmp}/b"),
+            "no R1": trainer(0.0, 16, f"{tmp}/a"),
+            "lazy R1 (default)": trainer(0.1, 16, f"{tmp}/b"),
+            "R1 every step": trainer(0.1, 1, f"{tmp}/c"),
         }
         speeds: dict[str, list[float]] = {k: [] for k in trainers}
         for t in trainers.values():
