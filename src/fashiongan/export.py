@@ -14,7 +14,7 @@ from fashiongan.data.csv import write_csv
 from fashiongan.data.idx import write_idx
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_save
-from fashiongan.sampling import label_rows, make_grid, save_png
+from fashiongan.sampling import display_scale, label_rows, make_grid, save_png
 
 FORMATS = ("png", "pngs", "npz", "idx", "csv")
 _EXT_FORMAT = {".png": "png", ".npz": "npz", ".csv": "csv"}
@@ -83,7 +83,7 @@ def export(
         if labels is not None and rows is not None and (rows == rows[:, :1]).all():
             # one class per row: label the rows, upscale small images as the training grids do
             names = [class_names[c] for c in rows[:, 0]]
-            scale = 2 if images.shape[-1] <= 32 else 1
+            scale = display_scale(images.shape[-1])
             save_png(out, label_rows(grid, names, images.shape[-1], scale=scale))
         else:
             save_png(out, grid)

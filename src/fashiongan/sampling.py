@@ -206,13 +206,31 @@ def make_grid(images: np.ndarray | torch.Tensor, ncol: int, pad: int = 2) -> np.
     return grid
 
 
+def display_scale(side: int) -> int:
+    """Pictures of images of 32 px or less are shown ×2 (grids, walks, reports)."""
+    return 2 if side <= 32 else 1
+
+
+def upscaled(image: np.ndarray, scale: int) -> Image.Image:
+    """uint8 H×W → a PIL image enlarged `scale` times with nearest-neighbour pixels."""
+    img = Image.fromarray(image)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    return img
+
+
+def png_bytes(image: np.ndarray | Image.Image, scale: int = 1) -> bytes:
+    img = image if isinstance(image, Image.Image) else upscaled(np.asarray(image), scale)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def label_rows(
     grid: np.ndarray, names: list[str], cell: int, pad: int = 2, scale: int = 1
 ) -> Image.Image:
     """A PIL image of `grid` (upscaled by `scale`) with a column of row names on the left."""
-    img = Image.fromarray(grid)
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    img = upscaled(grid, scale)
     font = ImageFont.load_default()
     margin = max(int(font.getlength(n)) for n in names) + 8
     out = Image.new("L", (img.width + margin, img.height), 255)
@@ -241,7 +259,7 @@ def class_seed_grid(
     classes = list(range(gen.n_classes)) if classes is None else classes
     y = torch.tensor(classes).repeat_interleave(len(seeds))
     imgs = gen.images(z.repeat(len(classes), 1), y).numpy()
-    scale = 2 if gen.resolution <= 32 else 1
+    scale = display_scale(gen.resolution)
     return label_rows(
         make_grid(imgs, len(seeds)),
         [gen.class_names[c] for c in classes],
@@ -312,19 +330,12 @@ def encode_interpolation(frames: torch.Tensor, fmt: str) -> bytes:
     """frames W×T×H×W' → PNG strip (a row per walk) or animated GIF (frame t shows every walk)
     bytes. Images of 32 px or less are upscaled ×2, as in the training grids."""
     w, t, h, _ = frames.shape
-    scale = 2 if h <= 32 else 1
-
-    def picture(grid: np.ndarray) -> Image.Image:
-        img = Image.fromarray(grid)
-        return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-
+    scale = display_scale(h)
     if fmt == "png":
-        buf = io.BytesIO()
-        picture(make_grid(frames.reshape(w * t, h, h).numpy(), t)).save(buf, format="PNG")
-        return buf.getvalue()
+        return png_bytes(make_grid(frames.reshape(w * t, h, h).numpy(), t), scale)
     if fmt == "gif":
         ncol = math.ceil(math.sqrt(w))
-        pics = [picture(make_grid(frames[:, k].numpy(), ncol)) for k in range(t)]
+        pics = [upscaled(make_grid(frames[:, k].numpy(), ncol), scale) for k in range(t)]
         return _gif_bytes(pics + pics[-2:0:-1], ms_per_frame=80)  # there and back
     raise FashionGANError(f"unknown interpolation format {fmt!r}; choose png or gif")
 

@@ -40,16 +40,17 @@ def read_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         )
     if not body.strip():
         raise FashionGANError(f"{path}: CSV file has a header but no rows")
-    for line_no, line in enumerate(body.splitlines(), start=2):
-        if line.strip() and line.count(",") != n_pixels:
-            raise FashionGANError(
-                f"{path}: line {line_no} has {line.count(',') + 1} cells; the header has "
-                f"{n_pixels + 1}"
-            )
     try:
         # float64 first so that '1.5' or 'nan' is caught below rather than truncated silently
         values = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2)
     except ValueError as e:
+        # a ragged row: name its line (looked for only when parsing failed)
+        for line_no, line in enumerate(body.splitlines(), start=2):
+            if line.strip() and line.count(",") != n_pixels:
+                raise FashionGANError(
+                    f"{path}: line {line_no} has {line.count(',') + 1} cells; the header has "
+                    f"{n_pixels + 1}"
+                ) from None
         msg = str(e).splitlines()[0]
         raise FashionGANError(
             f"{path}: malformed CSV row (line numbers after the header): {msg}"

@@ -16,7 +16,7 @@ from PIL import Image  # noqa: E402
 
 from fashiongan.fileio import atomic_write_bytes  # noqa: E402
 from fashiongan.reports.plots import figure_png  # noqa: E402
-from fashiongan.sampling import label_rows, make_grid, save_png  # noqa: E402
+from fashiongan.sampling import display_scale, label_rows, make_grid, save_png  # noqa: E402
 
 # key → (label, better: "low" | "high" | "ceiling", format)
 ROWS = {
@@ -123,7 +123,7 @@ def _sample_grid(images, labels, class_names) -> object:
     if not rows:
         return make_grid(images[:100], 10)
     grid = make_grid(np.concatenate(rows), 10)
-    return label_rows(grid, names, images.shape[-1], scale=2 if images.shape[-1] <= 32 else 1)
+    return label_rows(grid, names, images.shape[-1], scale=display_scale(images.shape[-1]))
 
 
 def write_report(

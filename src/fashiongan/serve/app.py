@@ -22,7 +22,6 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -31,10 +30,12 @@ from fashiongan.data.datasets import parse_class
 from fashiongan.errors import FashionGANError
 from fashiongan.sampling import (
     LoadedGenerator,
+    display_scale,
     encode_interpolation,
     interpolation_frames,
     latents,
     make_grid,
+    png_bytes,
 )
 from fashiongan.training.monitor import read_metrics
 
@@ -100,15 +101,6 @@ class GenerateRequest(BaseModel):
     ncol: int | None = Field(None, ge=1, le=64, description="grid columns (png)")
 
     model_config = {"populate_by_name": True}
-
-
-def _png(image: np.ndarray, scale: int = 1) -> bytes:
-    img = Image.fromarray(image)
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _npz(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> bytes:
@@ -180,10 +172,7 @@ def create_app(
     def encode(m: Served, req: GenerateRequest, ids: list[int] | None) -> tuple[bytes, str]:
         """Sample and encode (in the worker thread: PNG encoding is CPU work too)."""
         g = m.gen
-        y = None
-        if g.conditional:
-            pool = torch.tensor(ids if ids else list(range(g.n_classes)))
-            y = pool.repeat(math.ceil(req.n / len(pool)))[: req.n]
+        y = g.labels(ids, n=req.n)  # cycles over the classes asked for (all when none)
         images = g.images(latents(req.seed, req.n, g.z_dim), y).numpy()
         labels = y.numpy() if y is not None else np.full(req.n, -1, np.int64)
         if req.format == "npz":
@@ -193,14 +182,14 @@ def create_app(
                 {
                     "label": int(lab) if lab >= 0 else None,
                     "class": g.class_names[lab] if lab >= 0 else None,
-                    "png": base64.b64encode(_png(img)).decode(),
+                    "png": base64.b64encode(png_bytes(img)).decode(),
                 }
                 for img, lab in zip(images, labels)
             ]
             body = {"model": m.id, "seed": req.seed, "images": items}
             return json.dumps(body).encode(), "application/json"
-        scale = 2 if g.resolution <= 32 else 1
-        return _png(make_grid(images, req.ncol or min(req.n, 10)), scale), "image/png"
+        grid = make_grid(images, req.ncol or min(req.n, 10))
+        return png_bytes(grid, display_scale(g.resolution)), "image/png"
 
     async def generate(req: GenerateRequest) -> Response:
         m = get_model(req.model)
@@ -270,7 +259,9 @@ def create_app(
         def walk() -> tuple[bytes, str]:
             frames = interpolation_frames(m.gen, seeds, ids, steps, mode)
             if format == "json":
-                walks = [[base64.b64encode(_png(f)).decode() for f in w] for w in frames.numpy()]
+                walks = [
+                    [base64.b64encode(png_bytes(f)).decode() for f in w] for w in frames.numpy()
+                ]
                 return json.dumps({"model": m.id, "walks": walks}).encode(), "application/json"
             media = "image/png" if format == "png" else "image/gif"
             return encode_interpolation(frames, format), media

@@ -36,11 +36,16 @@ class NonFinite:
         self.first.fill_(-1)
 
 
+NAN_REMEDIES = (
+    "try lower --lr-d/--lr-g, --grad-clip 10, --r1 0.1, --loss wgan-gp, or --loss hinge "
+    "--spectral-norm (or --on-nan rollback to retry at half the learning rates)"
+)
+
+
 def nan_message(step: int, names: list[str], ckpt_dir) -> str:
     return (
         f"step {step}: {', '.join(names)} became NaN/Inf; the last good checkpoint is kept in "
-        f"{ckpt_dir}; try lower --lr-d/--lr-g, --grad-clip 10, --r1 0.1, --loss wgan-gp, or "
-        f"--loss hinge --spectral-norm (or --on-nan rollback to retry at half the learning rates)"
+        f"{ckpt_dir}; {NAN_REMEDIES}"
     )
 
 

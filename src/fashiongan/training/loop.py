@@ -47,7 +47,7 @@ from fashiongan.sampling import (
     save_png,
 )
 from fashiongan.training.ema import EMA
-from fashiongan.training.health import CollapseWatch, NonFinite, nan_message
+from fashiongan.training.health import NAN_REMEDIES, CollapseWatch, NonFinite, nan_message
 from fashiongan.training.monitor import Monitor
 
 # --on-nan skip gives up after this many steps in a row that each skipped an update
@@ -711,8 +711,8 @@ class Trainer:
             if self._skipped_in_a_row >= SKIP_LIMIT:
                 raise FashionGANError(
                     f"step {self.step}: the last {self._skipped_in_a_row} steps all skipped an "
-                    f"update for a NaN/Inf loss or gradient; the run cannot recover. "
-                    + nan_message(self.step, ["losses or gradients"], ckpt_dir).split("; ", 1)[1]
+                    f"update for a NaN/Inf loss or gradient; the last good checkpoint is kept "
+                    f"in {ckpt_dir}; {NAN_REMEDIES}"
                 )
             return False
         hit = self.nonfinite.report()
