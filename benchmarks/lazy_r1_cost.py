@@ -11,10 +11,8 @@ import statistics
 import tempfile
 import time
 
-import torch
-
 from fashiongan.config import RunConfig
-from fashiongan.training.loop import STAT_KEYS, Trainer
+from fashiongan.training.loop import Trainer
 
 
 def trainer(r1: float, every: int, run_dir: str) -> Trainer:
@@ -33,15 +31,13 @@ def main() -> None:
         }
         speeds: dict[str, list[float]] = {k: [] for k in trainers}
         for t in trainers.values():
-            acc = {k: torch.zeros(()) for k in STAT_KEYS}
             for _ in range(32):
-                t.train_step(acc)
+                t.train_step()
         for _ in range(5):
             for name, t in trainers.items():
-                acc = {k: torch.zeros(()) for k in STAT_KEYS}
                 start = time.perf_counter()
                 for _ in range(160):
-                    t.train_step(acc)
+                    t.train_step()
                 speeds[name].append(160 * t.cfg.train.batch_size / (time.perf_counter() - start))
     for name, v in speeds.items():
         windows = ", ".join(f"{x:.0f}" for x in v)

@@ -13,10 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from fashiongan.config import from_dict, load_preset
-from fashiongan.training.loop import STAT_KEYS, Trainer
+from fashiongan.training.loop import Trainer
 
 
 def measure(preset: str, label: str, channels_last: bool, compile: bool, warm: int) -> None:
@@ -25,17 +23,16 @@ def measure(preset: str, label: str, channels_last: bool, compile: bool, warm: i
     cfg.train.channels_last, cfg.train.compile = channels_last, compile
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp))
-        acc = {k: torch.zeros(()) for k in STAT_KEYS}
         start = time.perf_counter()
         for _ in range(warm):
-            trainer.train_step(acc)
+            trainer.train_step()
         warm_s = time.perf_counter() - start
         windows = []
         for _ in range(5):
             start = time.perf_counter()
             for _ in range(20):
-                trainer.train_step(acc)
-            acc["loss_d"].item()
+                trainer.train_step()
+            trainer.stats.tolist()  # the log-tick sync
             windows.append((time.perf_counter() - start) / 20)
     img_per_s = cfg.train.batch_size * cfg.train.d_steps / statistics.median(windows)
     print(f"{label}: {img_per_s:.0f} img/s (first {warm} steps {warm_s:.1f} s)", flush=True)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from fashiongan.config import from_dict, load_preset, preset_names
-from fashiongan.training.loop import STAT_KEYS, Trainer
+from fashiongan.training.loop import Trainer
 
 
 def timed(fn, repeats: int) -> float:
@@ -78,16 +78,15 @@ def train_throughput(preset: str, root: Path, steps: int, repeats: int) -> dict:
     trainer = Trainer(cfg, root / preset)
     trainer.G.train()
     trainer.D.train()
-    acc = {k: torch.zeros((), device=trainer.device) for k in STAT_KEYS}
     for _ in range(5):  # warm-up: allocator, oneDNN primitive caches
-        trainer.train_step(acc)
-    flops = count_flops(lambda: trainer.train_step(acc))
+        trainer.train_step()
+    flops = count_flops(lambda: trainer.train_step())
     nimg_per_step = cfg.train.batch_size * cfg.train.d_steps
 
     def window():
         for _ in range(steps):
-            trainer.train_step(acc)
-        acc["loss_d"].item()  # the log-tick sync
+            trainer.train_step()
+        trainer.stats.tolist()  # the log-tick sync
 
     seconds = timed(window, repeats) / steps
     return {

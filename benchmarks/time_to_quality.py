@@ -85,17 +85,16 @@ def main() -> int:
         )
         trainer.G.train()
         trainer.D.train()
-        acc = {k: torch.zeros((), device=device) for k in STAT_KEYS}
         # the clock is read every step on CPU; on a GPU only at log ticks, where `train`
         # synchronises anyway, so timing adds no host-device syncs to the loop
         tick = 1 if device.type == "cpu" else cfg.log.log_every
         curve, clock, next_eval = [], 0.0, args.eval_every_s
         segment_start = time.perf_counter()
         while clock < args.budget:
-            trainer.train_step(acc)
+            trainer.train_step()
             if trainer.step % cfg.log.log_every == 0:  # the same sync `train` makes
-                stats = {k: v.item() for k, v in acc.items()}
-                acc = {k: torch.zeros((), device=device) for k in STAT_KEYS}
+                stats = dict(zip(STAT_KEYS, trainer.stats.tolist()))
+                trainer.stats.zero_()
                 if not all(math.isfinite(v) for v in stats.values()):
                     print(f"diverged at step {trainer.step}: {stats}", file=sys.stderr)
                     break

@@ -65,8 +65,8 @@ def stop_at(trainer: Trainer, step: int) -> Trainer:
     """Make `trainer` behave as if Ctrl-C arrived during step `step`."""
     original = trainer.train_step
 
-    def step_then_stop(acc):
-        original(acc)
+    def step_then_stop():
+        original()
         if trainer.step == step:
             trainer.stop.requested = True
 
@@ -220,8 +220,10 @@ def test_ema_half_life():
     with torch.no_grad():
         G.weight.fill_(1.0)
         ema.G_ema.weight.fill_(0.0)
-    ema.update(G, 1000, 10**6)
+    ema.update(G, ema.beta(1000, 10**6))
     assert torch.allclose(ema.G_ema.weight, torch.full((2, 2), 0.5))
+    ema.update(G, torch.tensor(0.5))  # a graphed step passes β as a tensor: the same update
+    assert torch.allclose(ema.G_ema.weight, torch.full((2, 2), 0.75))
 
 
 @pytest.mark.parametrize(
@@ -267,8 +269,8 @@ def test_broken_weights_never_replace_a_good_checkpoint(idx_dir, tmp_path):
     trainer = Trainer(cfg, tmp_path / "r")
     original = trainer.train_step
 
-    def poison_after_first(acc):
-        original(acc)
+    def poison_after_first():
+        original()
         if trainer.step == 2:
             with torch.no_grad():
                 trainer.G.fc.weight[0, 0] = float("nan")

@@ -128,6 +128,24 @@ class TrainConfig:
         "torch.compile G and D for the training step (the gradient penalties run eagerly: "
         "compiled graphs have no double backward); the first steps are slow while it compiles",
     )
+    precision: str = _f(
+        "auto",
+        "arithmetic of the training step on a GPU: fp32, tf32 (float32 with TensorFloat-32 "
+        "matrix units), or bf16 (autocast; losses, penalties and weights stay float32); auto "
+        "= tf32 on CUDA, fp32 elsewhere",
+        choices=("auto", "fp32", "tf32", "bf16"),
+    )
+    adam: str = _f(
+        "auto",
+        "Adam implementation: foreach (multi-tensor) or fused (one kernel per optimiser); "
+        "auto = fused on CUDA, foreach on CPU",
+        choices=("auto", "foreach", "fused"),
+    )
+    cuda_graph: bool = _f(
+        False,
+        "CUDA only: record the whole training step (both updates, EMA, statistics) once as a "
+        "CUDA graph and replay it, so a small batch is not bound by kernel-launch overhead",
+    )
 
 
 @dataclass
@@ -190,6 +208,9 @@ RESUMABLE_CHANGES = {
     "train.threads",
     "train.channels_last",
     "train.compile",
+    "train.precision",
+    "train.adam",
+    "train.cuda_graph",
     "train.on_nan",
     "train.max_rollbacks",
 } | {f"log.{f.name}" for f in dataclasses.fields(LogConfig)}

@@ -23,10 +23,14 @@ class EMA:
         return 0.5 ** (batch_size / max(half_life, 1e-8))
 
     @torch.no_grad()
-    def update(self, G: nn.Module, batch_size: int, nimg: int) -> None:
-        beta = self.beta(batch_size, nimg)
+    def update(self, G: nn.Module, beta: float | torch.Tensor) -> None:
+        """G_ema ← β·G_ema + (1 − β)·G; β a number, or a device tensor in a graphed step."""
         ema_params = list(self.G_ema.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in G.parameters()], 1.0 - beta)
+        params = [p.detach() for p in G.parameters()]
+        if torch.is_tensor(beta):
+            torch._foreach_lerp_(ema_params, params, [1.0 - beta] * len(params))
+        else:
+            torch._foreach_lerp_(ema_params, params, 1.0 - beta)
         for b_ema, b in zip(self.G_ema.buffers(), G.buffers()):
             b_ema.copy_(b)
 

@@ -19,9 +19,10 @@ class NonFinite:
     def __init__(self, device: torch.device):
         self.first = torch.full((len(WATCHED),), -1, dtype=torch.long, device=device)
 
-    def observe(self, step: int, values: list[torch.Tensor]) -> None:
+    def observe(self, step: int | torch.Tensor, values: list[torch.Tensor]) -> None:
+        """step: a number, or a device tensor in a graphed step (updated in place for it)."""
         bad = ~torch.isfinite(torch.stack([v.detach().float() for v in values]))
-        self.first = torch.where(bad & (self.first < 0), step, self.first)
+        self.first.copy_(torch.where(bad & (self.first < 0), step, self.first))
 
     def report(self) -> tuple[int, list[str]] | None:
         """(first bad step, the quantities bad at that step), or None while all is finite."""

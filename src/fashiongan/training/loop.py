@@ -46,6 +46,16 @@ from fashiongan.sampling import (
     save_gif,
     save_png,
 )
+from fashiongan.training.accel import (
+    StepGraph,
+    adam_kind,
+    autocast,
+    fit_adam,
+    make_adam,
+    portable_adam_state,
+    resolve_precision,
+    set_lr,
+)
 from fashiongan.training.ema import EMA
 from fashiongan.training.health import NAN_REMEDIES, CollapseWatch, NonFinite, nan_message
 from fashiongan.training.monitor import Monitor
@@ -167,6 +177,30 @@ def validate(cfg: RunConfig) -> None:
             raise FashionGANError(message)
 
 
+def grad_norm(params, clip: float) -> torch.Tensor:
+    """The gradients' total L2 norm, clipping them to `clip` when it is positive."""
+    if clip > 0:
+        return torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+    norms = torch._foreach_norm([p.grad for p in params if p.grad is not None])
+    return torch.linalg.vector_norm(torch.stack(norms))
+
+
+def check_graphable(cfg: RunConfig, device: torch.device) -> None:
+    """--cuda-graph records one step and replays it: refuse what a replay cannot repeat."""
+    t = cfg.train
+    refusals = [
+        (device.type != "cuda", f"needs a CUDA device (got {device.type})"),
+        (
+            LOSSES.get(cfg.loss.loss).gradient_penalty or t.instance_noise > 0,
+            "cannot replay random draws inside the step (--loss wgan-gp, --instance-noise)",
+        ),
+        (t.on_nan == "skip", "cannot decide per step to skip an update: use --on-nan stop"),
+    ]
+    for refused, why in refusals:
+        if refused:
+            raise FashionGANError(f"--cuda-graph {why}; or drop --cuda-graph")
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -221,6 +255,10 @@ class Trainer:
         if t.threads:
             torch.set_num_threads(t.threads)
         self.device = pick_device(t.device)
+        self.precision = resolve_precision(t.precision, self.device)
+        self.adam_kind = adam_kind(t.adam, self.device)
+        if t.cuda_graph:
+            check_graphable(cfg, self.device)
         resume_state = self._resume_state(override) if resume else None
 
         resolution = MODELS.get(cfg.model.model).resolution
@@ -250,9 +288,14 @@ class Trainer:
         self.G_step, self.D_step = (
             (torch.compile(self.G), torch.compile(self.D)) if t.compile else (self.G, self.D)
         )
-        adam = dict(betas=tuple(t.betas), foreach=True)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, **adam)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, **adam)
+        adam = dict(betas=t.betas, kind=self.adam_kind, graphed=t.cuda_graph, device=self.device)
+        self.opt_G = make_adam(self.G.parameters(), t.lr_g, **adam)
+        self.opt_D = make_adam(self.D.parameters(), t.lr_d, **adam)
+        self.graph = None
+        if t.cuda_graph:  # the step's counters live on the device, where the graph reads them
+            self.graph = StepGraph(self._graph_maths, [self.opt_G, self.opt_D])
+            self._step_t = torch.zeros((), dtype=torch.long, device=self.device)
+            self._beta_t = torch.zeros((), device=self.device)
         self.loss: GANLoss = LOSSES.get(cfg.loss.loss)
         self.batcher = Batcher(
             self.data.images,
@@ -276,6 +319,7 @@ class Trainer:
         self.skipped = 0  # --on-nan skip: updates skipped so far
         self._skipped_in_a_row = 0  # steps
         self.nonfinite = NonFinite(self.device)
+        self.stats = torch.zeros(len(STAT_KEYS), device=self.device)  # sums since the last tick
         self.collapse = CollapseWatch(cfg.loss.loss, self.loss.probabilistic)
         self._last_good: bytes | None = None  # --on-nan rollback: the last checkpoint's bytes
         if resume_state is not None:
@@ -349,8 +393,8 @@ class Trainer:
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
             "G_ema": self.ema.state_dict() if self.ema else None,
-            "opt_G": self.opt_G.state_dict(),
-            "opt_D": self.opt_D.state_dict(),
+            "opt_G": portable_adam_state(self.opt_G),
+            "opt_D": portable_adam_state(self.opt_D),
             "batcher": self.batcher.state_dict(),
             "rng": {"train": self.gen.get_state(), "torch": torch.get_rng_state()},
             "class_names": list(self.data.class_names),
@@ -375,8 +419,9 @@ class Trainer:
         try:
             if self.ema and state.get("G_ema") is not None:
                 self.ema.load_state_dict(state["G_ema"])
-            self.opt_G.load_state_dict(state["opt_G"])
-            self.opt_D.load_state_dict(state["opt_D"])
+            for opt, key in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
+                opt.load_state_dict(state[key])
+                fit_adam(opt, self.adam_kind, self.cfg.train.cuda_graph)
         except (RuntimeError, ValueError, KeyError) as e:
             raise FashionGANError(
                 f"{where}: optimiser or EMA state does not fit this model: "
@@ -386,6 +431,8 @@ class Trainer:
         self.gen.set_state(state["rng"]["train"])
         torch.set_rng_state(state["rng"]["torch"])
         self.step, self.nimg = int(state["step"]), int(state["nimg"])
+        if self.graph is not None:
+            self.graph.reset()  # the recorded step points at the replaced optimiser state
         if state.get("best_fid") is not None:
             self.best_fid = float(state["best_fid"])
         self.lr_scale = float(state.get("lr_scale", 1.0))
@@ -518,46 +565,93 @@ class Trainer:
     def _set_learning_rates(self) -> None:
         factor = self.lr_factor() * self.lr_scale
         for opt, lr in ((self.opt_G, self.cfg.train.lr_g), (self.opt_D, self.cfg.train.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr * factor
+            set_lr(opt, lr * factor)
 
-    def train_step(self, acc: dict[str, torch.Tensor]) -> None:
-        cfg, loss = self.cfg, self.loss
+    def train_step(self) -> None:
+        """One step; its statistics are added into self.stats (STAT_KEYS order)."""
+        cfg = self.cfg
         if cfg.train.lr_decay != "none" or self.lr_scale != 1.0:
             self._set_learning_rates()
-        B, z_dim = cfg.train.batch_size, cfg.model.z_dim
+        B, d_steps = cfg.train.batch_size, cfg.train.d_steps
+        real, z_d, z_g, y_g = self._draw()
+        r1_now = cfg.loss.r1 > 0 and self.step % cfg.loss.r1_every == 0
+        step, nimg = self.step + 1, self.nimg + B * d_steps  # the counts after this step
+        beta = self.ema.beta(B, nimg) if self.ema else 0.0
+        if self.graph is not None:
+            self._step_t.fill_(step)
+            self._beta_t.fill_(beta)
+            self.graph([t for pair in real for t in pair] + z_d + z_g + y_g, r1_now)
+            skipped = 0
+        else:
+            skipped = self._maths(real, z_d, z_g, y_g, r1_now, step, beta)
+        self.step, self.nimg = step, nimg
+        if cfg.train.on_nan == "skip":
+            self.skipped += skipped
+            self._skipped_in_a_row = self._skipped_in_a_row + 1 if skipped else 0
+
+    def _draw(self) -> tuple[list, list, list, list]:
+        """Everything random a step needs, drawn before its maths (so a CUDA graph can replay
+        the maths): d_steps real batches and latents, g_steps latents and fake labels."""
+        t, dev = self.cfg.train, self.device
+        shape = (t.batch_size, self.cfg.model.z_dim)
+        real = [self.batcher.next() for _ in range(t.d_steps)]
+        z_d = [torch.randn(shape, generator=self.gen, device=dev) for _ in range(t.d_steps)]
+        z_g = [torch.randn(shape, generator=self.gen, device=dev) for _ in range(t.g_steps)]
+        y_g = [
+            torch.randint(self.data.n_classes, shape[:1], generator=self.gen, device=dev)
+            for _ in range(t.g_steps)
+        ]
+        return real, z_d, z_g, y_g
+
+    def _graph_maths(self, inputs: list[torch.Tensor], r1_now: bool) -> None:
+        """The step on StepGraph's fixed inputs, laid out as train_step flattens them."""
+        t = self.cfg.train
+        it = iter(inputs)
+        real = [(next(it), next(it)) for _ in range(t.d_steps)]
+        z_d = [next(it) for _ in range(t.d_steps)]
+        z_g = [next(it) for _ in range(t.g_steps)]
+        y_g = [next(it) for _ in range(t.g_steps)]
+        self._maths(real, z_d, z_g, y_g, r1_now, self._step_t, self._beta_t)
+
+    def _maths(self, real, z_d, z_g, y_g, r1_now, step, beta) -> int:
+        """d_steps D updates then g_steps G updates and the EMA, adding the step's statistics
+        into self.stats. `step` and `beta` are numbers, or device tensors in a graphed step. Returns
+        the updates skipped (--on-nan skip, which syncs with the device)."""
+        cfg, loss = self.cfg, self.loss
         G, D, dev = self.G_step, self.D_step, self.device
         std = self._noise_std()
-        clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else float("inf")
+        clip = cfg.train.grad_clip
         aux = aux_weight(cfg)
         aux_d = aux_g = torch.zeros((), device=dev)
         skip_bad = cfg.train.on_nan == "skip"
         skipped = 0
+        amp = autocast(self.precision, dev)
 
         self.D.requires_grad_(True)
-        for d_step in range(cfg.train.d_steps):
-            x, y = self.batcher.next()
-            z = torch.randn(B, z_dim, generator=self.gen, device=dev)
-            with torch.no_grad():
-                fake = G(z, y)
-            if aux:
-                real_logits, real_classes = D(self._noisy(x, std), y, classes=True)
-                aux_d = F.cross_entropy(real_classes, y)
-            else:
-                real_logits = D(self._noisy(x, std), y)
-            fake_logits = D(self._noisy(fake, std), y)
+        for d_step, ((x, y), z) in enumerate(zip(real, z_d)):
+            with amp:
+                with torch.no_grad():
+                    fake = G(z, y)
+                if aux:
+                    real_logits, real_classes = D(self._noisy(x, std), y, classes=True)
+                    aux_d = F.cross_entropy(real_classes.float(), y)
+                else:
+                    real_logits = D(self._noisy(x, std), y)
+                fake_logits = D(self._noisy(fake, std), y)
+            real_logits, fake_logits = real_logits.float(), fake_logits.float()
             d_loss = loss.d_loss(real_logits, fake_logits, cfg.loss.label_smoothing)
             penalty = torch.zeros((), device=dev)
+            # the penalties run in float32: their double backward is the fragile part
             if loss.gradient_penalty:
                 penalty = penalty + cfg.loss.gp_weight * gradient_penalty(
-                    self.D, x, fake, y, self.gen
+                    self.D, x, fake.float(), y, self.gen
                 )
-            if cfg.loss.r1 > 0 and self.step % cfg.loss.r1_every == 0 and d_step == 0:
+            if r1_now and d_step == 0:
                 gamma = cfg.loss.r1 * cfg.loss.r1_every  # lazy: N× the weight, 1/N as often
                 penalty = penalty + 0.5 * gamma * r1_penalty(self.D, x, y)
             self.opt_D.zero_grad(set_to_none=True)
             (d_loss + penalty + aux * aux_d).backward()
-            grad_d = torch.nn.utils.clip_grad_norm_(self.D.parameters(), clip, foreach=True)
+            grad_d = grad_norm(self.D.parameters(), clip)
             if skip_bad and not torch.isfinite(d_loss + grad_d):  # a host sync, --on-nan skip only
                 skipped += 1
             else:
@@ -566,51 +660,45 @@ class Trainer:
                 with torch.no_grad():
                     for p in self.D.parameters():
                         p.clamp_(-cfg.loss.weight_clip, cfg.loss.weight_clip)
-            self.nimg += B
 
         self.D.requires_grad_(False)  # G's step needs ∂D/∂x only, not D's weight gradients
-        n_classes = self.data.n_classes
-        for _ in range(cfg.train.g_steps):
-            z = torch.randn(B, z_dim, generator=self.gen, device=dev)
-            y_g = torch.randint(n_classes, (B,), generator=self.gen, device=dev)
-            fake_g = G(z, y_g)
-            if aux:
-                fake_logits_g, fake_classes = D(self._noisy(fake_g, std), y_g, classes=True)
-                aux_g = F.cross_entropy(fake_classes, y_g)
-            else:
-                fake_logits_g = D(self._noisy(fake_g, std), y_g)
-            g_loss = loss.g_loss(fake_logits_g)
+        for z, y in zip(z_g, y_g):
+            with amp:
+                fake_g = G(z, y)
+                if aux:
+                    fake_logits_g, fake_classes = D(self._noisy(fake_g, std), y, classes=True)
+                    aux_g = F.cross_entropy(fake_classes.float(), y)
+                else:
+                    fake_logits_g = D(self._noisy(fake_g, std), y)
+            g_loss = loss.g_loss(fake_logits_g.float())
             self.opt_G.zero_grad(set_to_none=True)
             (g_loss + aux * aux_g).backward()
-            grad_g = torch.nn.utils.clip_grad_norm_(self.G.parameters(), clip, foreach=True)
+            grad_g = grad_norm(self.G.parameters(), clip)
             if skip_bad and not torch.isfinite(g_loss + grad_g):
                 skipped += 1
             else:
                 self.opt_G.step()
         self.D.requires_grad_(True)
         if self.ema:
-            self.ema.update(self.G, B, self.nimg)
-        self.step += 1
-        if skip_bad:
-            self.skipped += skipped
-            self._skipped_in_a_row = self._skipped_in_a_row + 1 if skipped else 0
-        else:
-            self.nonfinite.observe(self.step, [d_loss, g_loss, grad_d, grad_g])
+            self.ema.update(self.G, beta)
+        if not skip_bad:
+            self.nonfinite.observe(step, [d_loss, g_loss, grad_d, grad_g])
 
         with torch.no_grad():
             act = torch.sigmoid if loss.probabilistic else (lambda v: v)
-            for key, value in (
-                ("loss_d", d_loss),
-                ("loss_g", g_loss),
-                ("penalty", penalty),
-                ("d_real", act(real_logits).mean()),
-                ("d_fake", act(fake_logits).mean()),
-                ("grad_norm_d", grad_d),
-                ("grad_norm_g", grad_g),
-                ("aux_loss_d", aux_d),
-                ("aux_loss_g", aux_g),
-            ):
-                acc[key] += value.detach().float()
+            values = {
+                "loss_d": d_loss,
+                "loss_g": g_loss,
+                "penalty": penalty,
+                "d_real": act(real_logits).mean(),
+                "d_fake": act(fake_logits).mean(),
+                "grad_norm_d": grad_d,
+                "grad_norm_g": grad_g,
+                "aux_loss_d": aux_d,
+                "aux_loss_g": aux_g,
+            }
+            self.stats += torch.stack([values[k].detach().float() for k in STAT_KEYS])
+        return skipped
 
     # --- the run -----------------------------------------------------------------------
     def epochs_done(self) -> int:
@@ -628,23 +716,23 @@ class Trainer:
         self.G.train()
         self.D.train()
         mon.print(self.describe())
-        acc = {k: torch.zeros((), device=self.device) for k in STAT_KEYS}
         n_acc, tick_time, tick_nimg = 0, time.perf_counter(), self.nimg
         if cfg.train.on_nan == "rollback" and self._last_good is None:
             self._last_good = serialize(self.state_dict())
         start = time.monotonic()
         epoch_start, last_epoch = start, self.epochs_done()
+        writing = 0.0  # seconds of this epoch spent on evals, grids, plots and checkpoints
         stopped_by = ""
         try:
             while not stopped_by:
-                self.train_step(acc)
+                self.train_step()
                 n_acc += 1
                 mon.advance()
                 if self.step % log.log_every == 0:
                     now = time.perf_counter()
-                    row = self._log_row(acc, n_acc, (self.nimg - tick_nimg) / (now - tick_time))
+                    row = self._log_row(n_acc, (self.nimg - tick_nimg) / (now - tick_time))
                     mon.record(row)
-                    acc = {k: torch.zeros((), device=self.device) for k in STAT_KEYS}
+                    self.stats.zero_()  # in place: a graphed step adds into this tensor
                     n_acc, tick_time, tick_nimg = 0, now, self.nimg
                     for line in self.collapse.update(row):
                         mon.print(line)
@@ -657,10 +745,11 @@ class Trainer:
                 if epoch_ended:
                     last_epoch = self.epochs_done()
                     now = time.monotonic()
-                    mon.print(self._epoch_line(mon.records, now - epoch_start))
-                    epoch_start = now
+                    mon.print(self._epoch_line(mon.records, now - epoch_start, writing))
+                    epoch_start, writing = now, 0.0
                 if stopped_by:
                     break
+                side_start = time.monotonic()
                 if log.eval_every and self.step % log.eval_every == 0:
                     self.evaluate(mon)
                 if (log.sample_every and self.step % log.sample_every == 0) or (
@@ -675,6 +764,7 @@ class Trainer:
                         last_epoch, tick_nimg = self.epochs_done(), self.nimg
                         continue
                     self.save()
+                writing += time.monotonic() - side_start
         except BaseException:
             mon.close()
             raise
@@ -682,9 +772,7 @@ class Trainer:
         seconds = time.monotonic() - start
         if n_acc:
             now = time.perf_counter()
-            mon.record(
-                self._log_row(acc, n_acc, (self.nimg - tick_nimg) / max(now - tick_time, 1e-9))
-            )
+            mon.record(self._log_row(n_acc, (self.nimg - tick_nimg) / max(now - tick_time, 1e-9)))
         grid = self.write_grid()
         plot_training(mon.train_records(), self.run_dir / "plots")
         interrupted = stopped_by == "interrupt"
@@ -741,7 +829,7 @@ class Trainer:
             return "max-time"
         return ""
 
-    def _log_row(self, acc: dict, n: int, img_per_s: float) -> dict:
+    def _log_row(self, n: int, img_per_s: float) -> dict:
         row = {
             "step": self.step,
             "epoch": round(
@@ -749,24 +837,25 @@ class Trainer:
             ),
             "kimg": round(self.nimg / 1000, 3),
         }
-        row.update({k: v.item() / n for k, v in acc.items()})  # the only host syncs
-        row["lr_g"] = self.opt_G.param_groups[0]["lr"]
-        row["lr_d"] = self.opt_D.param_groups[0]["lr"]
+        row.update({k: v / n for k, v in zip(STAT_KEYS, self.stats.tolist())})  # a host sync
+        row["lr_g"] = float(self.opt_G.param_groups[0]["lr"])
+        row["lr_d"] = float(self.opt_D.param_groups[0]["lr"])
         row["instance_noise"] = self._noise_std()
         if self.cfg.train.on_nan == "skip":
             row["skipped_updates"] = self.skipped
         row["img_per_s"] = round(img_per_s, 1)
         return row
 
-    def _epoch_line(self, records: list[dict], seconds: float) -> str:
+    def _epoch_line(self, records: list[dict], seconds: float, writing: float) -> str:
         r = next((r for r in reversed(records) if "loss_d" in r), None)
         head = f"epoch {self.epochs_done():3d} | step {self.step:7d} | {self.nimg / 1000:8.1f} kimg"
+        took = f"{seconds:.1f} s" + (f" ({writing:.1f} s of it writing)" if writing >= 0.05 else "")
         if r is None:
-            return f"{head} | {seconds:.1f} s"
+            return f"{head} | {took}"
         return (
             f"{head} | D {r['loss_d']:.3f} G {r['loss_g']:.3f} | D(x) {r['d_real']:.3f} "
             f"D(G(z)) {r['d_fake']:.3f} | |∇D| {r['grad_norm_d']:.2f} |∇G| {r['grad_norm_g']:.2f}"
-            f" | {r['img_per_s']:.0f} img/s | {seconds:.1f} s"
+            f" | {r['img_per_s']:.0f} img/s | {took}"
         )
 
     def describe(self) -> str:
