@@ -401,7 +401,8 @@ def _base_config(preset: str | None, config: str | None) -> RunConfig:
 
 
 def cmd_train(args) -> int:
-    from fashiongan.training.loop import train, validate
+    from fashiongan.training.distributed import setup, teardown
+    from fashiongan.training.loop import validate
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -424,7 +425,21 @@ def cmd_train(args) -> int:
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
-    if not args.resume:
+    ranks = setup(cfg.train.device)  # under torchrun: join the other ranks
+    try:
+        return _train_ranks(args, cfg, ranks)
+    finally:
+        teardown(ranks)
+
+
+def _train_ranks(args, cfg: RunConfig, ranks) -> int:
+    """cmd_train's run, on every rank under torchrun (rank 0 alone prints the summary)."""
+    from fashiongan.training.distributed import broadcast
+    from fashiongan.training.loop import train
+
+    if args.resume:
+        run_dir = Path(args.resume)
+    else:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out) if args.out else Path("runs") / f"{cfg.name}-{stamp}"
         if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
@@ -434,6 +449,7 @@ def cmd_train(args) -> int:
             )
         if run_dir.exists() and not run_dir.is_dir():
             raise FashionGANError(f"--out {run_dir} is a file; expected a directory")
+    run_dir = broadcast(run_dir, ranks)  # rank 0's time stamp names the run for every rank
     stop = _install_stop_handler()
     result = train(
         cfg,
@@ -443,7 +459,10 @@ def cmd_train(args) -> int:
         stop=stop,
         override=args.override,
         cache_dir=_cache_dir(),
+        ranks=ranks,
     )
+    if not ranks.main:
+        return 0
     rd = result.run_dir
     print(
         f"run directory: {rd}\n  checkpoint: {result.final_checkpoint}\n"

@@ -76,7 +76,9 @@ class TrainConfig:
     max_time: float = _f(
         0.0, "stop after this much wall time: seconds, or 90s/10m/2h (0 = no limit)", duration=True
     )
-    batch_size: int = _f(64, "images per batch")
+    batch_size: int = _f(
+        64, "images per batch (under torchrun: the global batch, split over ranks)"
+    )
     g_steps: int = _f(1, "G updates per iteration")
     d_steps: int = _f(1, "D updates per iteration (each on a new real batch)")
     lr_g: float = _f(4e-3, "Adam learning rate of G")
@@ -140,6 +142,12 @@ class TrainConfig:
         "Adam implementation: foreach (multi-tensor) or fused (one kernel per optimiser); "
         "auto = fused on CUDA, foreach on CPU",
         choices=("auto", "foreach", "fused"),
+    )
+    sync_bn: bool = _f(
+        False,
+        "under torchrun: BatchNorm statistics over the global batch (all ranks) instead of each "
+        "rank's shard; slower (one all-reduce per BatchNorm layer), and what makes N processes "
+        "train as one",
     )
     cuda_graph: bool = _f(
         False,
@@ -211,6 +219,7 @@ RESUMABLE_CHANGES = {
     "train.precision",
     "train.adam",
     "train.cuda_graph",
+    "train.sync_bn",
     "train.on_nan",
     "train.max_rollbacks",
 } | {f"log.{f.name}" for f in dataclasses.fields(LogConfig)}

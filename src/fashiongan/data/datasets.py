@@ -270,7 +270,10 @@ class Batcher:
         seed: int,
         device: torch.device,
         memory_format: torch.memory_format = torch.contiguous_format,
+        shard: slice | None = None,
     ):
+        """shard: this process's rows of each batch (torchrun); the permutation, the batch
+        boundaries and the epochs stay global, so the ranks together see each image once."""
         if batch_size > len(images):
             raise FashionGANError(
                 f"--batch-size {batch_size} is larger than the data set ({len(images)} images)"
@@ -279,6 +282,7 @@ class Batcher:
         self.labels = labels.to(device)
         self.batch_size = batch_size
         self.memory_format = memory_format
+        self.shard = shard or slice(None)
         self.seed = seed
         self.epoch = 0
         self.index = 0
@@ -299,7 +303,7 @@ class Batcher:
         if self.index >= self.batches_per_epoch:
             self.epoch, self.index, self._perm = self.epoch + 1, 0, None
         start = self.index * self.batch_size
-        idx = self._permutation()[start : start + self.batch_size]
+        idx = self._permutation()[start : start + self.batch_size][self.shard]
         self.index += 1
         x = to_float(self.images[idx]).contiguous(memory_format=self.memory_format)
         return x, self.labels[idx]

@@ -8,6 +8,7 @@ a resumed run on CPU continues bit for bit as if it had never stopped.
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,14 @@ from fashiongan.training.accel import (
     portable_adam_state,
     resolve_precision,
     set_lr,
+)
+from fashiongan.training.distributed import (
+    Ranks,
+    agree_any,
+    earliest,
+    global_batchnorm,
+    mean_,
+    setup,
 )
 from fashiongan.training.ema import EMA
 from fashiongan.training.health import NAN_REMEDIES, CollapseWatch, NonFinite, nan_message
@@ -185,6 +194,26 @@ def grad_norm(params, clip: float) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(norms))
 
 
+def check_distributable(cfg: RunConfig, ranks: Ranks) -> None:
+    """What a torchrun (DDP) run cannot do, said before it starts."""
+    t, n = cfg.train, ranks.world
+    refusals = [
+        (
+            t.batch_size % n != 0,
+            f"--batch-size {t.batch_size} is the global batch and must split evenly over the "
+            f"{n} processes: use a multiple of {n}",
+        ),
+        (t.cuda_graph, "--cuda-graph under torchrun is not supported yet: drop --cuda-graph"),
+        (
+            t.on_nan != "stop",
+            f"--on-nan {t.on_nan} under torchrun is not supported yet: use --on-nan stop",
+        ),
+    ]
+    for refused, why in refusals:
+        if refused:
+            raise FashionGANError(why)
+
+
 def check_graphable(cfg: RunConfig, device: torch.device) -> None:
     """--cuda-graph records one step and replays it: refuse what a replay cannot repeat."""
     t = cfg.train
@@ -248,13 +277,19 @@ class Trainer:
         stop: StopFlag | None = None,
         override: bool = False,
         cache_dir: Path | None = None,
+        ranks: Ranks | None = None,
     ):
         validate(cfg)
         self.cfg, self.run_dir, self.stop = cfg, Path(run_dir), stop or StopFlag()
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
+        self.ranks = ranks or setup(t.device)
+        if self.ranks.enabled:
+            check_distributable(cfg, self.ranks)
         self.device = pick_device(t.device)
+        if self.ranks.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.ranks.local_rank)
         self.precision = resolve_precision(t.precision, self.device)
         self.adam_kind = adam_kind(t.adam, self.device)
         if t.cuda_graph:
@@ -284,10 +319,25 @@ class Trainer:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.ema = EMA(self.G, t.ema_kimg, t.ema_rampup) if t.ema_kimg > 0 else None
-        # the step calls these; self.G/self.D stay the modules (weights, EMA, penalties)
-        self.G_step, self.D_step = (
-            (torch.compile(self.G), torch.compile(self.D)) if t.compile else (self.G, self.D)
-        )
+        if self.ranks.enabled and t.sync_bn:  # after the EMA copy, whose BatchNorm stays local
+            global_batchnorm(self.G)
+            global_batchnorm(self.D)
+        # the step calls these; self.G/self.D stay the modules (weights, EMA, penalties).
+        # Under torchrun G and D each get a DDP wrapper; G's step calls the bare D (frozen,
+        # no gradients of its own to reduce), the D step a no-grad G through its wrapper
+        G_train, D_train = self.G, self.D
+        if self.ranks.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            # a 1-channel conv's weight has two valid channels-last strides; DDP warns that its
+            # bucket picked the other one, which costs a copy, not correctness
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
+            ids = dict(device_ids=[self.device.index]) if self.device.type == "cuda" else {}
+            G_train = DDP(self.G, broadcast_buffers=False, **ids)
+            D_train = DDP(self.D, broadcast_buffers=False, **ids)
+        maybe_compiled = torch.compile if t.compile else (lambda m: m)
+        self.G_step, self.D_step = maybe_compiled(G_train), maybe_compiled(D_train)
+        self.D_frozen = maybe_compiled(self.D) if self.ranks.enabled else self.D_step
         adam = dict(betas=t.betas, kind=self.adam_kind, graphed=t.cuda_graph, device=self.device)
         self.opt_G = make_adam(self.G.parameters(), t.lr_g, **adam)
         self.opt_D = make_adam(self.D.parameters(), t.lr_d, **adam)
@@ -304,6 +354,7 @@ class Trainer:
             t.seed,
             self.device,
             torch.channels_last if t.channels_last else torch.contiguous_format,
+            self.ranks.shard(t.batch_size),
         )
         self.gen = torch.Generator(device=self.device).manual_seed(t.seed + 1)
         self.step, self.nimg = 0, 0
@@ -347,8 +398,9 @@ class Trainer:
         higher step (a kill between the two writes of one save leaves them one save apart).
         None when the run has no checkpoint yet. Temp files of a write cut short are removed."""
         ckpt_dir = self.run_dir / "checkpoints"
-        for stale in [*self.run_dir.glob(".*.tmp"), *self.run_dir.glob("*/.*.tmp")]:
-            stale.unlink(missing_ok=True)
+        if self.ranks.main:  # rank 0 alone writes, so it alone tidies
+            for stale in [*self.run_dir.glob(".*.tmp"), *self.run_dir.glob("*/.*.tmp")]:
+                stale.unlink(missing_ok=True)
         candidates = [ckpt_dir / "latest.pt"] + numbered_checkpoints(ckpt_dir)[::-1]
         errors, best = [], None
         for path in candidates:
@@ -364,7 +416,8 @@ class Trainer:
             if path.name != "latest.pt":
                 break  # numbered ones are newest first: the first that loads is the newest
         if best is None and not errors:
-            print(f"note: {ckpt_dir} holds no checkpoint yet: starting the run from step 0")
+            if self.ranks.main:
+                print(f"note: {ckpt_dir} holds no checkpoint yet: starting the run from step 0")
             return None
         if best is None:
             raise FashionGANError(
@@ -372,7 +425,7 @@ class Trainer:
                 + (f" ({errors[0]})" if errors else "")
             )
         path, state = best
-        if errors:
+        if errors and self.ranks.main:
             print(f"warning: {errors[0]}; resuming from {path.name} instead")
         saved = saved_run_config(state["config"], origin=str(path))
         changes = [(k, a, b) for k, a, b in diff(saved, self.cfg) if k not in RESUMABLE_CHANGES]
@@ -469,9 +522,11 @@ class Trainer:
             if not torch.isfinite(torch.stack(norms)).all():
                 self._raise_not_finite(f"the weights of {net_name}")
         ckpt_dir = self.run_dir / "checkpoints"
+        path = ckpt_dir / f"ckpt-{self.step:07d}.pt"
+        if not self.ranks.main:  # every rank holds the same state: rank 0 writes it
+            return path
         if self.ema:
             recalibrate_batchnorm(self.ema.G_ema, self.data.n_classes, self.cfg.model.z_dim)
-        path = ckpt_dir / f"ckpt-{self.step:07d}.pt"
         extra = [ckpt_dir / "final.pt"] if final else []
         data = save_checkpoint([path, ckpt_dir / "latest.pt", *extra], self.state_dict())
         if self.cfg.train.on_nan == "rollback":
@@ -543,7 +598,9 @@ class Trainer:
     def _noisy(self, x: torch.Tensor, std: float) -> torch.Tensor:
         if std == 0.0:
             return x
-        return x + std * torch.randn(x.shape, generator=self.gen, device=x.device)
+        shape = (self.cfg.train.batch_size, *x.shape[1:])  # the global batch's noise, sharded
+        noise = torch.randn(shape, generator=self.gen, device=x.device)
+        return x + std * noise[self.ranks.shard(shape[0])]
 
     def budget_progress(self) -> float:
         """Fraction of the budget used, by whichever budget ends first: steps/kimg/epochs (all
@@ -593,12 +650,13 @@ class Trainer:
         """Everything random a step needs, drawn before its maths (so a CUDA graph can replay
         the maths): d_steps real batches and latents, g_steps latents and fake labels."""
         t, dev = self.cfg.train, self.device
-        shape = (t.batch_size, self.cfg.model.z_dim)
+        shape, mine = (t.batch_size, self.cfg.model.z_dim), self.ranks.shard(t.batch_size)
         real = [self.batcher.next() for _ in range(t.d_steps)]
-        z_d = [torch.randn(shape, generator=self.gen, device=dev) for _ in range(t.d_steps)]
-        z_g = [torch.randn(shape, generator=self.gen, device=dev) for _ in range(t.g_steps)]
+        # every rank draws the global batch's latents and keeps its rows (see distributed.py)
+        z_d = [torch.randn(shape, generator=self.gen, device=dev)[mine] for _ in range(t.d_steps)]
+        z_g = [torch.randn(shape, generator=self.gen, device=dev)[mine] for _ in range(t.g_steps)]
         y_g = [
-            torch.randint(self.data.n_classes, shape[:1], generator=self.gen, device=dev)
+            torch.randint(self.data.n_classes, shape[:1], generator=self.gen, device=dev)[mine]
             for _ in range(t.g_steps)
         ]
         return real, z_d, z_g, y_g
@@ -618,7 +676,7 @@ class Trainer:
         into self.stats. `step` and `beta` are numbers, or device tensors in a graphed step. Returns
         the updates skipped (--on-nan skip, which syncs with the device)."""
         cfg, loss = self.cfg, self.loss
-        G, D, dev = self.G_step, self.D_step, self.device
+        G, D, D_frozen, dev = self.G_step, self.D_step, self.D_frozen, self.device
         std = self._noise_std()
         clip = cfg.train.grad_clip
         aux = aux_weight(cfg)
@@ -666,10 +724,12 @@ class Trainer:
             with amp:
                 fake_g = G(z, y)
                 if aux:
-                    fake_logits_g, fake_classes = D(self._noisy(fake_g, std), y, classes=True)
+                    fake_logits_g, fake_classes = D_frozen(
+                        self._noisy(fake_g, std), y, classes=True
+                    )
                     aux_g = F.cross_entropy(fake_classes.float(), y)
                 else:
-                    fake_logits_g = D(self._noisy(fake_g, std), y)
+                    fake_logits_g = D_frozen(self._noisy(fake_g, std), y)
             g_loss = loss.g_loss(fake_logits_g.float())
             self.opt_G.zero_grad(set_to_none=True)
             (g_loss + aux * aux_g).backward()
@@ -705,14 +765,16 @@ class Trainer:
         return self.batcher.epoch + (self.batcher.index >= self.batcher.batches_per_epoch)
 
     def run(self) -> RunResult:
-        cfg, log = self.cfg, self.cfg.log
-        for sub in ("checkpoints", "samples", "plots"):
-            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(
-            self.run_dir / "config.json", (json.dumps(to_dict(cfg), indent=2) + "\n").encode()
+        cfg, log, main = self.cfg, self.cfg.log, self.ranks.main
+        if main:  # under torchrun rank 0 writes everything; the others train
+            for sub in ("checkpoints", "samples", "plots"):
+                (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(
+                self.run_dir / "config.json", (json.dumps(to_dict(cfg), indent=2) + "\n").encode()
+            )
+        mon = Monitor(
+            self.run_dir, self.planned, self.step, log.progress, self.resumed_from, writer=main
         )
-        planned = self.planned  # already bounded by --steps
-        mon = Monitor(self.run_dir, planned, self.step, log.progress, resume_step=self.resumed_from)
         self.G.train()
         self.D.train()
         mon.print(self.describe())
@@ -728,7 +790,8 @@ class Trainer:
                 self.train_step()
                 n_acc += 1
                 mon.advance()
-                if self.step % log.log_every == 0:
+                tick = self.step % log.log_every == 0
+                if tick:
                     now = time.perf_counter()
                     row = self._log_row(n_acc, (self.nimg - tick_nimg) / (now - tick_time))
                     mon.record(row)
@@ -741,7 +804,7 @@ class Trainer:
                         continue
                 epoch_ended = self.epochs_done() > last_epoch
                 self.elapsed = time.monotonic() - start
-                stopped_by = self._budget_spent()
+                stopped_by = self._budget_spent(tick)
                 if epoch_ended:
                     last_epoch = self.epochs_done()
                     now = time.monotonic()
@@ -750,10 +813,11 @@ class Trainer:
                 if stopped_by:
                     break
                 side_start = time.monotonic()
-                if log.eval_every and self.step % log.eval_every == 0:
+                if main and log.eval_every and self.step % log.eval_every == 0:
                     self.evaluate(mon)
-                if (log.sample_every and self.step % log.sample_every == 0) or (
-                    not log.sample_every and epoch_ended
+                if main and (
+                    (log.sample_every and self.step % log.sample_every == 0)
+                    or (not log.sample_every and epoch_ended)
                 ):
                     self.write_grid()
                     plot_training(mon.train_records(), self.run_dir / "plots")
@@ -773,17 +837,20 @@ class Trainer:
         if n_acc:
             now = time.perf_counter()
             mon.record(self._log_row(n_acc, (self.nimg - tick_nimg) / max(now - tick_time, 1e-9)))
-        grid = self.write_grid()
-        plot_training(mon.train_records(), self.run_dir / "plots")
         interrupted = stopped_by == "interrupt"
-        evaluated = any(r.get("step") == self.step and "fid" in r for r in mon.records)
-        if log.eval_every and not interrupted and not evaluated:
-            self.evaluate(mon)
-        if self.cfg.train.on_nan != "skip" and (hit := self.nonfinite.report()):
+        grid = self.run_dir / "samples" / f"grid-{self.step:07d}.png"
+        if main:
+            self.write_grid()
+            plot_training(mon.train_records(), self.run_dir / "plots")
+            evaluated = any(r.get("step") == self.step and "fid" in r for r in mon.records)
+            if log.eval_every and not interrupted and not evaluated:
+                self.evaluate(mon)
+        if self.cfg.train.on_nan != "skip" and (hit := self._nonfinite_report()):
             raise FashionGANError(nan_message(*hit, self.run_dir / "checkpoints"))
         self.save(final=not interrupted)
         final = self.run_dir / "checkpoints" / ("latest.pt" if interrupted else "final.pt")
-        write_progress_gif(self.run_dir / "samples")
+        if main:
+            write_progress_gif(self.run_dir / "samples")
         mon.print(
             f"stopped by {stopped_by} at step {self.step} ({self.nimg / 1000:.1f} kimg) "
             f"after {seconds:.1f} s; final grid {grid}"
@@ -803,7 +870,7 @@ class Trainer:
                     f"in {ckpt_dir}; {NAN_REMEDIES}"
                 )
             return False
-        hit = self.nonfinite.report()
+        hit = self._nonfinite_report()
         if hit is None:
             bad = [k for k in STAT_KEYS if row is not None and not math.isfinite(row[k])]
             if not bad:
@@ -815,9 +882,25 @@ class Trainer:
         tried = f" ({self.rollbacks} rollbacks did not help)" if t.on_nan == "rollback" else ""
         raise FashionGANError(nan_message(*hit, ckpt_dir) + tried)
 
-    def _budget_spent(self) -> str:
+    def _nonfinite_report(self) -> tuple[int, list[str]] | None:
+        """NonFinite.report() over all ranks (a collective under torchrun: every rank calls it
+        at the same steps, so they stop together)."""
+        earliest(self.nonfinite.first, self.ranks)
+        return self.nonfinite.report()
+
+    def _budget_spent(self, tick: bool = True) -> str:
+        """Why the run stops now, or "". Steps, kimg and epochs are the same on every rank;
+        under torchrun a stop request or --max-time is agreed at log ticks (any rank's request,
+        rank 0's clock), so all ranks stop after the same step."""
         t = self.cfg.train
-        if self.stop.requested:
+        interrupt, time_up = self.stop.requested, bool(t.max_time and self.elapsed >= t.max_time)
+        if self.ranks.enabled:
+            if not tick:
+                interrupt = time_up = False
+            else:
+                local = [interrupt, time_up and self.ranks.main]
+                interrupt, time_up = agree_any(local, self.ranks, self.device)
+        if interrupt:
             return "interrupt"
         if t.steps and self.step >= t.steps:
             return "steps"
@@ -825,7 +908,7 @@ class Trainer:
             return "kimg"
         if t.epochs and self.epochs_done() >= t.epochs:
             return "epochs"
-        if t.max_time and self.elapsed >= t.max_time:
+        if time_up:
             return "max-time"
         return ""
 
@@ -837,6 +920,7 @@ class Trainer:
             ),
             "kimg": round(self.nimg / 1000, 3),
         }
+        mean_(self.stats, self.ranks)  # under torchrun: the average over ranks
         row.update({k: v / n for k, v in zip(STAT_KEYS, self.stats.tolist())})  # a host sync
         row["lr_g"] = float(self.opt_G.param_groups[0]["lr"])
         row["lr_d"] = float(self.opt_D.param_groups[0]["lr"])
@@ -867,7 +951,9 @@ class Trainer:
             f"batch {c.train.batch_size} "
             f"| G {count_params(self.G) / 1e6:.2f}M D {count_params(self.D) / 1e6:.2f}M params "
             f"| data {self.data.source} ({len(self.data)} images, {self.data.image_size}px) "
-            f"| {self.device} | {self.run_dir}"
+            f"| {self.device}"
+            + (f" × {self.ranks.world} ranks (torchrun)" if self.ranks.enabled else "")
+            + f" | {self.run_dir}"
             + (f" | resumed at step {self.step}" if self.resumed_from is not None else "")
         )
 
@@ -890,7 +976,10 @@ def train(
     stop: StopFlag | None = None,
     override: bool = False,
     cache_dir: Path | None = None,
+    ranks: Ranks | None = None,
 ) -> RunResult:
     """Train (or resume) a run in `run_dir`; see RunConfig for every setting. cache_dir holds
-    the evaluator's reference features for --eval-every (default ~/.cache/fashiongan)."""
-    return Trainer(cfg, Path(run_dir), resume, data_env, stop, override, cache_dir).run()
+    the evaluator's reference features for --eval-every (default ~/.cache/fashiongan). Under
+    torchrun every rank calls this; `ranks` (default: from the environment) says which it is."""
+    trainer = Trainer(cfg, Path(run_dir), resume, data_env, stop, override, cache_dir, ranks)
+    return trainer.run()

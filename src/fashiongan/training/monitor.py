@@ -20,19 +20,24 @@ class Monitor:
         initial: int,
         progress: bool,
         resume_step: int | None = None,
+        writer: bool = True,
     ):
+        """writer=False (ranks other than 0 under torchrun): keeps the rows in memory, writes
+        and prints nothing."""
         self.metrics_path = run_dir / "metrics.jsonl"
         self.records: list[dict] = []
+        self.writer = writer
         if resume_step is not None and self.metrics_path.exists():
             self.records = read_metrics(self.metrics_path)
-            self._rewrite(resume_step)
-        self._metrics = open(self.metrics_path, "a", encoding="utf-8")
-        self._log = open(run_dir / "log.txt", "a", encoding="utf-8")
+            if writer:
+                self._rewrite(resume_step)
+        self._metrics = open(self.metrics_path, "a", encoding="utf-8") if writer else None
+        self._log = open(run_dir / "log.txt", "a", encoding="utf-8") if writer else None
         self.bar = tqdm(
             total=total,
             initial=initial,
             unit="step",
-            disable=not progress,
+            disable=not (progress and writer),
             dynamic_ncols=True,
             file=sys.stderr,
             leave=False,
@@ -54,6 +59,8 @@ class Monitor:
 
     def record(self, row: dict) -> None:
         self.records.append(row)
+        if not self.writer:
+            return
         self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
         if "loss_d" not in row:  # an --eval-every row
@@ -71,14 +78,17 @@ class Monitor:
 
     def print(self, line: str) -> None:
         """A console line that does not break the progress bar; also written to log.txt."""
+        if not self.writer:
+            return
         tqdm.write(line, file=sys.stdout)
         self._log.write(line + "\n")
         self._log.flush()
 
     def close(self) -> None:
         self.bar.close()
-        self._metrics.close()
-        self._log.close()
+        for f in (self._metrics, self._log):
+            if f is not None:
+                f.close()
 
 
 def read_metrics(path: Path) -> list[dict]:
