@@ -20,9 +20,10 @@ from pathlib import Path
 
 import torch
 
-from fashiongan.cli import add_config_flags, config_from_args
-from fashiongan.config import RunConfig, flat_fields, from_dict, get_path, load_preset
+from fashiongan.cli import apply_setting
+from fashiongan.config import RunConfig, from_dict, load_preset
 from fashiongan.data.datasets import default_cache_dir
+from fashiongan.errors import FashionGANError
 from fashiongan.training.loop import STAT_KEYS, Trainer
 from fashiongan.training.periodic_eval import PeriodicEval
 
@@ -33,21 +34,14 @@ REAL_LABEL_ACCURACY = 0.9359  # the evaluator's accuracy on the real test split
 
 
 def parse_set(cfg: RunConfig, assignment: str) -> None:
-    """'train.lr_g=4e-4' → cfg.train.lr_g = 4e-4, parsed by `fashiongan train`'s own flag
-    (--lr-g), so types and choices are the CLI's. Tuples take commas (train.betas=0,0.99);
-    booleans true/false."""
+    """'train.lr_g=4e-4' → cfg.train.lr_g = 4e-4, parsed by `fashiongan train`'s own flag."""
     key, sep, text = assignment.partition("=")
-    names = {path for path, _ in flat_fields()}
-    if not sep or key not in names:
+    if not sep:
         raise SystemExit(f"--set {assignment!r}: expected SECTION.FIELD=VALUE, a RunConfig field")
-    flag = "--" + key.rsplit(".", 1)[-1].replace("_", "-")
-    if isinstance(get_path(cfg, key), bool):
-        argv = [flag if text.lower() in ("1", "true", "yes") else flag.replace("--", "--no-", 1)]
-    else:
-        argv = [flag, *text.split(",")]
-    parser = argparse.ArgumentParser(prog=f"--set {key}")
-    add_config_flags(parser)
-    config_from_args(parser.parse_args(argv), cfg)
+    try:
+        apply_setting(cfg, key, text)
+    except FashionGANError as e:
+        raise SystemExit(f"--set {assignment!r}: {e}") from None
 
 
 def first_crossings(curve: list[dict], key: str, thresholds: list[float], lower: bool) -> dict:

@@ -379,3 +379,43 @@ def test_new_flags_reject_bad_input_in_one_line(tiny_run, tmp_path, capsys, argv
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "c").exists()  # nothing half-written
+
+
+def test_sweep_trains_a_grid_times_seeds_and_summarises(tiny_evaluator, tmp_path, monkeypatch):
+    ev_dir, data = tiny_evaluator
+    import fashiongan.cli as cli
+
+    monkeypatch.setenv("FASHIONGAN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "sw"
+    argv = ["sweep", "--grid", "lr_g=1e-3,2e-3", "--grid", "betas=0/0.99", "--seeds", "0", "1",
+            "--jobs", "2", "--out", str(out), "--data", str(data), "--steps", "3",
+            "--width", "0.25", "--z-dim", "16", "--batch-size", "16", "--eval-samples", "100",
+            "--num-samples", "100", "--grid-seeds", "2", "--evaluator", str(ev_dir)]  # fmt: skip
+    assert cli.main(argv) == 0
+    rows = (out / "compare.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("run,lr_g × betas,seed,")
+    assert [r.split(",")[0] for r in rows[1:]] == [
+        "lr_g-1e-3_betas-0_0.99-s0", "lr_g-1e-3_betas-0_0.99-s1",
+        "lr_g-2e-3_betas-0_0.99-s0", "lr_g-2e-3_betas-0_0.99-s1",
+    ]  # fmt: skip
+    saved = json.loads((out / "runs" / "lr_g-2e-3_betas-0_0.99-s1" / "config.json").read_text())
+    assert saved["train"]["lr_g"] == 2e-3 and saved["train"]["seed"] == 1
+    assert saved["train"]["betas"] == [0.0, 0.99]
+    md = (out / "compare.md").read_text()
+    assert "# fashiongan sweep over lr_g × betas" in md and "Mean ± std over seeds" in md
+    assert "| lr_g=1e-3 betas=0/0.99 | 2 |" in md and "| lr_g=2e-3 betas=0/0.99 | 2 |" in md
+
+
+def test_progress_line_shows_every_run(tmp_path):
+    from fashiongan.config import RunConfig
+    from fashiongan.training.compare import Variant, progress_line
+
+    variants = [Variant(f"v{i}", "x", 0, RunConfig()) for i in range(4)]
+    run = tmp_path / "runs" / "v1"
+    run.mkdir(parents=True)
+    rows = [{"step": 50, "kimg": 3.2, "loss_d": 1.0}, {"step": 50, "fid": 42.5}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"st')
+    state = {"v0": "done", "v1": "running", "v2": "running", "v3": "failed"}
+    line = progress_line(variants, state, tmp_path, 12.0)
+    assert line.startswith("[   12 s] 1/4 done, 2 running, 0 queued, 1 failed | ")
+    assert "v1 step 50 3.2 kimg FID 42.50" in line and "v2 starting" in line

@@ -7,6 +7,7 @@ becomes one line on stderr and exit status 2.
 import argparse
 import dataclasses
 import datetime
+import itertools
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from fashiongan.config import (
     RunConfig,
     flat_fields,
     from_dict,
+    get_path,
     load_preset,
     parse_duration,
     preset_description,
@@ -326,6 +328,65 @@ def _compare_parser(sub) -> None:
     add_config_flags(p)
 
 
+def _sweep_parser(sub) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="train every combination of a grid of settings × seeds in parallel and compare them",
+        description="Train one run per point of a grid (each --grid KEY=V1,V2,... multiplies it) "
+        "and per seed, --jobs at a time, evaluate all of them, and write compare.md/.csv with "
+        "mean ± std over seeds, fid.png and samples.png. Training flags apply to every run. "
+        "Example: fashiongan sweep --grid lr_g=1e-3,4e-3 --grid width=0.5,1 --seeds 0 1 2 "
+        "--jobs 2 --max-time 5m",
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        required=True,
+        metavar="KEY=V1,V2",
+        help="a training setting (as its flag without --, e.g. lr_g or lr-g) and the values to "
+        "try; repeat to add a dimension. A two-number setting (betas) writes its numbers with "
+        "'/': betas=0/0.99,0.5/0.999",
+    )
+    p.add_argument("--preset", help="base recipe (default: the default settings)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per point (default: 0)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default: 1)")
+    p.add_argument("--out", help="directory (default: runs/sweep-<timestamp>)")
+    p.add_argument(
+        "--num-samples", type=int, default=10_000, help="images per final evaluation (10000)"
+    )
+    p.add_argument("--cas", action="store_true", help="also CAS (trains a classifier per run)")
+    add_config_flags(p)
+
+
+class _RaisingParser(_Parser):
+    def error(self, message: str):
+        raise FashionGANError(message)
+
+
+def apply_setting(cfg: RunConfig, key: str, text: str) -> None:
+    """cfg's field `key` (lr_g, lr-g or train.lr_g) set from `text`, parsed by its
+    `fashiongan train` flag, so types and choices are the CLI's. Booleans: true/false; two-number
+    settings: '0/0.99'."""
+    fields = {path: path for path, _ in flat_fields()}
+    fields.update({path.rsplit(".", 1)[-1]: path for path in list(fields)})
+    path = fields.get(key.replace("-", "_"))
+    if path is None:
+        raise FashionGANError(f"{key!r} is not a training setting (see fashiongan train --help)")
+    flag = "--" + path.rsplit(".", 1)[-1].replace("_", "-")
+    if isinstance(get_path(cfg, path), bool):
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise FashionGANError(f"{key}={text}: expected true or false")
+        argv = [flag if text.lower() in ("true", "1", "yes") else "--no-" + flag[2:]]
+    else:
+        argv = [flag, *text.split("/")]
+    parser = _RaisingParser(prog=f"{key}={text}", add_help=False)
+    add_config_flags(parser)
+    try:
+        config_from_args(parser.parse_args(argv), cfg)
+    except FashionGANError as e:
+        raise FashionGANError(f"{key}={text}: {e}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="fashiongan",
@@ -343,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate_parser(sub)
     _evaluator_parser(sub)
     _compare_parser(sub)
+    _sweep_parser(sub)
     sub.add_parser("presets", help="list the named training recipes")
     return parser
 
@@ -708,6 +770,46 @@ def _eval_interval(cfg: RunConfig) -> int:
     return 500 if cfg.train.max_time or not steps else max(50, steps // 10)
 
 
+def cmd_sweep(args) -> int:
+    from fashiongan.training.compare import compare as run_compare
+    from fashiongan.training.compare import grid_variants
+
+    base = config_from_args(args, _base_config(args.preset, None))
+    if not base.log.eval_every:  # as compare: an FID curve per run
+        base.log.eval_every = _eval_interval(base)
+    dims = []
+    for item in args.grid:
+        key, sep, values = item.partition("=")
+        texts = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not key.strip() or not texts:
+            raise FashionGANError(f"--grid {item!r}: expected KEY=V1,V2,... e.g. lr_g=1e-3,4e-3")
+        dims.append([(key.strip(), t) for t in texts])
+    points = []
+    for combo in itertools.product(*dims):
+        cfg = from_dict(to_dict(base))
+        for key, text in combo:
+            apply_setting(cfg, key, text)
+        points.append((" ".join(f"{k}={t}" for k, t in combo), cfg))
+    kind = " × ".join(dim[0][0] for dim in dims)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("runs") / f"sweep-{stamp}"
+    outcomes = run_compare(
+        grid_variants(points, args.seeds),
+        out,
+        jobs=args.jobs,
+        num_samples=args.num_samples,
+        with_cas=args.cas,
+        cache_dir=_cache_dir(),
+        kind=kind,
+    )
+    print((out / "compare.md").read_text())
+    failed = [o.variant.name for o in outcomes if not o.ok]
+    if failed:
+        print(f"failed: {', '.join(failed)} (logs in {out / 'logs'})", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_presets(args) -> int:
     for name in preset_names():
         print(f"{name:16s} {preset_description(name)}")
@@ -724,6 +826,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "evaluator": cmd_evaluator,
     "compare": cmd_compare,
+    "sweep": cmd_sweep,
     "presets": cmd_presets,
 }
 

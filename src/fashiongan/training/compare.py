@@ -1,6 +1,8 @@
-"""`fashiongan compare`: train one recipe per loss (or per preset) with the same budget and seeds,
-each in its own process (`--jobs` at a time), evaluate every run the same way, and write a table
-(Markdown + CSV), one figure of FID over training for all runs, and their samples side by side.
+"""`fashiongan compare` and `fashiongan sweep`: train one recipe per loss, per preset, or per
+point of a grid of settings, with the same budget and seeds, each in its own process (`--jobs` at
+a time, with one progress line for all of them), evaluate every run the same way, and write a
+table (Markdown + CSV, mean ± std over seeds), one figure of FID over training for all runs, and
+their samples side by side.
 
 A run directory that already holds checkpoints/final.pt is evaluated, not retrained, so an
 interrupted comparison continues where it stopped.
@@ -11,9 +13,11 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -94,6 +98,42 @@ def preset_variants(presets: dict[str, dict], seeds: list[int]) -> list[Variant]
     return variants
 
 
+def grid_variants(points: list[tuple[str, RunConfig]], seeds: list[int]) -> list[Variant]:
+    """One variant per grid point and seed. points: (label such as "lr_g=1e-3 width=1",
+    the base with that point's settings applied)."""
+    variants = []
+    for label, cfg in points:
+        slug = re.sub(r"[^A-Za-z0-9.=+-]+", "_", label).replace("=", "-")
+        for seed in seeds:
+            d = to_dict(cfg)
+            d["train"]["seed"] = seed
+            d["name"] = f"{slug}-s{seed}"
+            variants.append(Variant(d["name"], label, seed, from_dict(d, f"sweep {label}")))
+    return variants
+
+
+def progress_line(variants: list[Variant], state: dict[str, str], out: Path, seconds: float):
+    """One line for every run of a comparison: counts, then each running run's step, kimg and
+    latest FID (from its metrics.jsonl)."""
+    counts = {k: sum(1 for v in variants if state.get(v.name, "queued") == k)
+              for k in ("done", "running", "queued", "failed")}  # fmt: skip
+    running = []
+    for v in variants:
+        if state.get(v.name) != "running":
+            continue
+        path = out / "runs" / v.name / "metrics.jsonl"
+        rows = read_metrics(path) if path.is_file() else []
+        row = next((r for r in reversed(rows) if "loss_d" in r), None)
+        fid = next((r["fid"] for r in reversed(rows) if "fid" in r), None)
+        where = "starting" if row is None else f"step {row['step']} {row['kimg']:.1f} kimg"
+        running.append(f"{v.name} {where}" + (f" FID {fid:.2f}" if fid is not None else ""))
+    head = (f"[{seconds:5.0f} s] {counts['done']}/{len(variants)} done, {counts['running']} "
+            f"running, {counts['queued']} queued")  # fmt: skip
+    if counts["failed"]:
+        head += f", {counts['failed']} failed"
+    return head + (" | " + "; ".join(running) if running else "")
+
+
 def _train_one(v: Variant, out: Path, threads: int, env: dict) -> Outcome:
     run_dir = out / "runs" / v.name
     if (run_dir / "checkpoints" / "final.pt").is_file():
@@ -158,8 +198,9 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def seed_summary(outcomes: list[Outcome]) -> list[str]:
-    """Markdown lines: mean ± std over seeds per loss/preset (none when each ran once)."""
+def seed_summary(outcomes: list[Outcome], kind: str = "loss/preset") -> list[str]:
+    """Markdown lines: mean ± std over seeds per loss/preset or grid point (none when each ran
+    once)."""
     by_label: dict[str, list[Outcome]] = {}
     for o in outcomes:
         if o.ok:
@@ -170,7 +211,7 @@ def seed_summary(outcomes: list[Outcome]) -> list[str]:
              "recall": "recall", "label_accuracy": "label acc", "cas": "CAS"}  # fmt: skip
     keys = [k for k in TABLE_KEYS if any(k in o.results for v in by_label.values() for o in v)]
     lines = ["", "Mean ± std over seeds:", "",
-             "| loss/preset | seeds | " + " | ".join(names[k] for k in keys) + " |",
+             f"| {kind} | seeds | " + " | ".join(names[k] for k in keys) + " |",
              "| --- | ---: |" + " ---: |" * len(keys)]  # fmt: skip
     for label, runs in by_label.items():
         cells = []
@@ -183,13 +224,15 @@ def seed_summary(outcomes: list[Outcome]) -> list[str]:
     return lines
 
 
-def write_tables(outcomes: list[Outcome], out: Path, floors: dict, header: list[str]) -> None:
-    cols = ["run", "loss/preset", "seed", *TABLE_KEYS, "best_fid", "img_per_s", "kimg", "wall_s",
+def write_tables(
+    outcomes: list[Outcome], out: Path, floors: dict, header: list[str], kind: str = "loss/preset"
+) -> None:
+    cols = ["run", kind, "seed", *TABLE_KEYS, "best_fid", "img_per_s", "kimg", "wall_s",
             "note"]  # fmt: skip
     rows = []
     for o in outcomes:
         r = o.results
-        row = {"run": o.variant.name, "loss/preset": o.variant.label, "seed": o.variant.seed}
+        row = {"run": o.variant.name, kind: o.variant.label, "seed": o.variant.seed}
         for k in TABLE_KEYS:
             row[k] = r.get(k)
         row["best_fid"] = o.results.get("best_fid")
@@ -225,7 +268,7 @@ def write_tables(outcomes: list[Outcome], out: Path, floors: dict, header: list[
             f"{_fmt(floors.get('recall'))} | {_fmt(floors.get('label_accuracy'), 4)} | "
             f"{_fmt(floors.get('cas'), 4)} | | | | | |"
         )
-    md += seed_summary(outcomes)
+    md += seed_summary(outcomes, kind)
     md += ["", "![FID over training](fid.png)", "", "![samples](samples.png)", ""]
     atomic_write_bytes(out / "compare.md", "\n".join(md).encode())
 
@@ -241,9 +284,12 @@ def compare(
     cache_dir: Path | None = None,
     env: dict | None = None,
     log=print,
+    progress_every: float = 15.0,
+    kind: str = "loss/preset",
 ) -> list[Outcome]:
     """Train every variant (jobs at a time), evaluate each, write compare.md/.csv, fid.png and
-    samples.png into `out`."""
+    samples.png into `out`. Every progress_every seconds while training, one progress line for
+    all runs. kind names what the variants' labels are (the tables' column)."""
     if not variants:
         raise FashionGANError("nothing to compare: give --losses or --presets")
     if jobs < 1:
@@ -259,15 +305,31 @@ def compare(
     env = dict(os.environ if env is None else env)
     log(f"training {len(variants)} runs, {jobs} at a time ({threads} threads each) → {out}")
 
+    state: dict[str, str] = {}
+
     def run(v: Variant) -> Outcome:
+        state[v.name] = "running"
         log(f"  start {v.name}")
         o = _train_one(v, out, threads, env)
+        state[v.name] = "done" if o.ok else "failed"
         status = "ok" if o.ok else f"FAILED ({o.error})"
         log(f"  done  {v.name}: {status} {o.wall_s:.0f} s")
         return o
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        outcomes = list(pool.map(run, variants))
+    finished, started = threading.Event(), time.perf_counter()
+
+    def report() -> None:
+        while not finished.wait(progress_every):
+            log(progress_line(variants, state, out, time.perf_counter() - started))
+
+    reporter = threading.Thread(target=report, daemon=True)
+    reporter.start()
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            outcomes = list(pool.map(run, variants))
+    finally:
+        finished.set()
+        reporter.join()
     floors: dict = {}
     evaluator_id = ""
     for o in outcomes:
@@ -314,7 +376,7 @@ def compare(
         if v  # fmt: skip
     )
     header = [
-        "# fashiongan compare",
+        "# fashiongan compare" if kind == "loss/preset" else f"# fashiongan sweep over {kind}",
         "",
         f"- budget per run: {budget}; batch {t.batch_size}; model {first.model.model} "
         f"cond={first.model.cond} width {first.model.width}",
@@ -324,5 +386,5 @@ def compare(
         f"- {jobs} job(s) at a time, {threads} thread(s) each; fashiongan {__version__}, "
         f"torch {torch.__version__}, device {t.device}",
     ]
-    write_tables(outcomes, out, floors, header)
+    write_tables(outcomes, out, floors, header, kind)
     return outcomes
