@@ -95,10 +95,13 @@ def gradient_penalty(
     fake: torch.Tensor,
     y: torch.Tensor | None,
     generator: torch.Generator | None = None,
+    eps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """mean (‖∇D(x̂)‖₂ - 1)² at x̂ = εx + (1-ε)G(z), ε ~ U[0,1] per sample (Gulrajani et al.
-    2017, WGAN-GP). Multiply by λ (10 in the paper) outside."""
-    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
+    2017, WGAN-GP), ε drawn from `generator` unless given (B×1×1×1). Multiply by λ (10 in the
+    paper) outside."""
+    if eps is None:
+        eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
     x_hat = eps * real.detach() + (1.0 - eps) * fake.detach()
     norm = (_input_grad_norm_sq(D, x_hat, y) + 1e-12).sqrt()
     return ((norm - 1.0) ** 2).mean()

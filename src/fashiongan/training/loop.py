@@ -701,8 +701,10 @@ class Trainer:
             penalty = torch.zeros((), device=dev)
             # the penalties run in float32: their double backward is the fragile part
             if loss.gradient_penalty:
+                B = cfg.train.batch_size  # the global batch's ε, sharded, as for z
+                eps = torch.rand(B, 1, 1, 1, generator=self.gen, device=dev)
                 penalty = penalty + cfg.loss.gp_weight * gradient_penalty(
-                    self.D, x, fake.float(), y, self.gen
+                    self.D, x, fake.float(), y, eps=eps[self.ranks.shard(B)]
                 )
             if r1_now and d_step == 0:
                 gamma = cfg.loss.r1 * cfg.loss.r1_every  # lazy: N× the weight, 1/N as often
