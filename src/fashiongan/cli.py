@@ -318,9 +318,14 @@ def _compare_parser(sub) -> None:
     )
     p.add_argument("--presets", type=_names, help="comma-separated presets instead of losses")
     p.add_argument("--preset", help="base recipe for --losses (default: the default settings)")
+    _many_runs_flags(p, "compare")
+
+
+def _many_runs_flags(p, command: str) -> None:
+    """The flags compare and sweep share: seeds, parallel jobs, output, evaluation, training."""
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per run (default: 0)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default: 1)")
-    p.add_argument("--out", help="directory (default: runs/compare-<timestamp>)")
+    p.add_argument("--out", help=f"directory (default: runs/{command}-<timestamp>)")
     p.add_argument(
         "--num-samples", type=int, default=10_000, help="images per final evaluation (10000)"
     )
@@ -348,14 +353,7 @@ def _sweep_parser(sub) -> None:
         "'/': betas=0/0.99,0.5/0.999",
     )
     p.add_argument("--preset", help="base recipe (default: the default settings)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per point (default: 0)")
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default: 1)")
-    p.add_argument("--out", help="directory (default: runs/sweep-<timestamp>)")
-    p.add_argument(
-        "--num-samples", type=int, default=10_000, help="images per final evaluation (10000)"
-    )
-    p.add_argument("--cas", action="store_true", help="also CAS (trains a classifier per run)")
-    add_config_flags(p)
+    _many_runs_flags(p, "sweep")
 
 
 class _RaisingParser(_Parser):
