@@ -722,27 +722,36 @@ def cmd_evaluator(args) -> int:
 
 def cmd_compare(args) -> int:
     from fashiongan.training.compare import DEFAULT_LOSSES, loss_variants, preset_variants
-    from fashiongan.training.compare import compare as run_compare
 
     if args.losses and args.presets:
         raise FashionGANError("give --losses or --presets, not both")
     if args.presets and args.preset:
         raise FashionGANError("--preset sets the base for --losses; with --presets drop it")
 
-    def configured(cfg: RunConfig) -> dict:
-        cfg = config_from_args(args, cfg)
-        if not cfg.log.eval_every:  # compare's point is the FID curve: evaluate 10 times
-            cfg.log.eval_every = _eval_interval(cfg)
-        return to_dict(cfg)
-
     if args.presets:
-        bases = {name: configured(_base_config(name, None)) for name in args.presets}
+        bases = {name: to_dict(_many_runs_base(args, name)) for name in args.presets}
         variants = preset_variants(bases, args.seeds)
     else:
-        base = configured(_base_config(args.preset, None))
+        base = to_dict(_many_runs_base(args, args.preset))
         variants = loss_variants(base, args.losses or list(DEFAULT_LOSSES), args.seeds)
+    return _run_many(args, variants, "compare", "loss/preset")
+
+
+def _many_runs_base(args, preset: str | None) -> RunConfig:
+    """A compare/sweep base: the preset with the training flags given, evaluated ~10 times
+    during training unless --eval-every says otherwise (the point is the FID curve)."""
+    cfg = config_from_args(args, _base_config(preset, None))
+    if not cfg.log.eval_every:
+        cfg.log.eval_every = _eval_interval(cfg)
+    return cfg
+
+
+def _run_many(args, variants: list, command: str, kind: str) -> int:
+    """Train, evaluate and tabulate the variants of compare or sweep; print the table."""
+    from fashiongan.training.compare import compare as run_compare
+
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else Path("runs") / f"compare-{stamp}"
+    out = Path(args.out) if args.out else Path("runs") / f"{command}-{stamp}"
     outcomes = run_compare(
         variants,
         out,
@@ -750,6 +759,7 @@ def cmd_compare(args) -> int:
         num_samples=args.num_samples,
         with_cas=args.cas,
         cache_dir=_cache_dir(),
+        kind=kind,
     )
     print((out / "compare.md").read_text())
     failed = [o.variant.name for o in outcomes if not o.ok]
@@ -769,12 +779,9 @@ def _eval_interval(cfg: RunConfig) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from fashiongan.training.compare import compare as run_compare
     from fashiongan.training.compare import grid_variants
 
-    base = config_from_args(args, _base_config(args.preset, None))
-    if not base.log.eval_every:  # as compare: an FID curve per run
-        base.log.eval_every = _eval_interval(base)
+    base = _many_runs_base(args, args.preset)
     dims = []
     for item in args.grid:
         key, sep, values = item.partition("=")
@@ -789,23 +796,7 @@ def cmd_sweep(args) -> int:
             apply_setting(cfg, key, text)
         points.append((" ".join(f"{k}={t}" for k, t in combo), cfg))
     kind = " × ".join(dim[0][0] for dim in dims)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else Path("runs") / f"sweep-{stamp}"
-    outcomes = run_compare(
-        grid_variants(points, args.seeds),
-        out,
-        jobs=args.jobs,
-        num_samples=args.num_samples,
-        with_cas=args.cas,
-        cache_dir=_cache_dir(),
-        kind=kind,
-    )
-    print((out / "compare.md").read_text())
-    failed = [o.variant.name for o in outcomes if not o.ok]
-    if failed:
-        print(f"failed: {', '.join(failed)} (logs in {out / 'logs'})", file=sys.stderr)
-        return 1
-    return 0
+    return _run_many(args, grid_variants(points, args.seeds), "sweep", kind)
 
 
 def cmd_presets(args) -> int:

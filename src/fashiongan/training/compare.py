@@ -104,11 +104,9 @@ def grid_variants(points: list[tuple[str, RunConfig]], seeds: list[int]) -> list
     variants = []
     for label, cfg in points:
         slug = re.sub(r"[^A-Za-z0-9.=+-]+", "_", label).replace("=", "-")
-        for seed in seeds:
-            d = to_dict(cfg)
-            d["train"]["seed"] = seed
-            d["name"] = f"{slug}-s{seed}"
-            variants.append(Variant(d["name"], label, seed, from_dict(d, f"sweep {label}")))
+        for v in preset_variants({slug: to_dict(cfg)}, seeds):
+            v.label = label
+            variants.append(v)
     return variants
 
 

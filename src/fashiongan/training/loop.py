@@ -840,9 +840,9 @@ class Trainer:
             now = time.perf_counter()
             mon.record(self._log_row(n_acc, (self.nimg - tick_nimg) / max(now - tick_time, 1e-9)))
         interrupted = stopped_by == "interrupt"
-        grid = self.run_dir / "samples" / f"grid-{self.step:07d}.png"
+        grid = None
         if main:
-            self.write_grid()
+            grid = self.write_grid()
             plot_training(mon.train_records(), self.run_dir / "plots")
             evaluated = any(r.get("step") == self.step and "fid" in r for r in mon.records)
             if log.eval_every and not interrupted and not evaluated:
