@@ -419,3 +419,22 @@ def test_progress_line_shows_every_run(tmp_path):
     line = progress_line(variants, state, tmp_path, 12.0)
     assert line.startswith("[   12 s] 1/4 done, 2 running, 0 queued, 1 failed | ")
     assert "v1 step 50 3.2 kimg FID 42.50" in line and "v2 starting" in line
+
+
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ("lr_g", "--grid 'lr_g': expected KEY=V1,V2,..."),
+        ("lr_g=", "--grid 'lr_g=': expected KEY=V1,V2,..."),
+        ("foo=1,2", "'foo' is not a training setting"),
+        ("lr_g=abc", "lr_g=abc: argument --lr-g: invalid float value: 'abc'"),
+        ("loss=nope", "loss=nope: argument --loss: invalid choice: 'nope'"),
+        ("spectral_norm=maybe", "spectral_norm=maybe: expected true or false"),
+    ],
+)
+def test_sweep_bad_grid_is_a_one_line_error(grid, message, tmp_path, capsys):
+    out = tmp_path / "sw"
+    assert main(["sweep", "--grid", grid, "--steps", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # refused before anything was written
