@@ -5,6 +5,7 @@ import torch
 
 from fashiongan.errors import FashionGANError
 from fashiongan.models import CONDITIONINGS, MODELS, build_discriminator, build_generator
+from fashiongan.models.layers import conv_transpose_as_fold, conv_transpose_by_phases
 
 
 @pytest.mark.parametrize("model", ["dcgan28", "dcgan64"])
@@ -37,6 +38,37 @@ def test_conditioning_changes_outputs(cond):
     x = G(z, y)
     assert not torch.allclose(x[0], x[1])
     assert not torch.allclose(D(x[:1].repeat(2, 1, 1, 1), y)[0], D(x[:1].repeat(2, 1, 1, 1), y)[1])
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 14, 14), (2, 5, 3, 7), (2, 4, 1, 1)])
+@pytest.mark.parametrize("out_ch", [1, 3])
+def test_transposed_conv_rewrites_equal_the_layer(shape, out_ch):
+    torch.manual_seed(0)
+    convt = torch.nn.ConvTranspose2d(shape[1], out_ch, 4, 2, 1)
+    h = torch.randn(shape)
+    with torch.no_grad():
+        want = convt(h)
+        for x in (h, h.contiguous(memory_format=torch.channels_last)):
+            assert torch.allclose(conv_transpose_as_fold(x, convt), want, atol=1e-5)
+            assert torch.allclose(conv_transpose_by_phases(x, convt), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["dcgan28", "dcgan64"])
+@pytest.mark.parametrize("cond", CONDITIONINGS)
+@pytest.mark.parametrize("width", [0.25, 1.0])  # below and at 64 maps before the last layer
+def test_sampling_path_equals_the_autograd_path(model, cond, width):
+    """Without autograd G works in place and takes the phase form of its last layer on CPU;
+    it must draw the same images as the path training takes (eval mode, with autograd)."""
+    torch.manual_seed(0)
+    G = build_generator(model, 16, 10, cond, width, 8)
+    G(torch.randn(8, 16), torch.arange(8))  # running statistics that are not 0/1
+    G.eval()
+    z, y = torch.randn(6, 16), torch.tensor([0, 1, 2, 3, 8, 9])
+    want = G(z, y)
+    for g in (G, G.to(memory_format=torch.channels_last)):
+        with torch.no_grad():
+            got = g(z, y)
+        assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
 
 
 def test_soft_labels_equal_hard_labels_for_one_hot():

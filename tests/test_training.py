@@ -200,6 +200,42 @@ def test_g_and_d_step_ratio_counts(idx_dir, tmp_path):
     assert trainer.opt_G.state_dict()["state"][0]["step"].item() == 6
 
 
+def test_reused_fakes_are_the_fresh_fakes_of_the_same_draws(idx_dir, tmp_path):
+    """--reuse-fakes runs G once per step; its updates are those of separate D and G forwards
+    fed the D update's z and labels. Without it, G runs twice; with two D steps it can't reuse."""
+    trainers, forwards = {}, {}
+    for reuse in (True, False):
+        cfg = tiny(idx_dir, steps=3, reuse_fakes=reuse)
+        t = trainers[reuse] = Trainer(cfg, tmp_path / str(reuse))
+        forwards[reuse] = 0
+
+        def count(*_, reuse=reuse):
+            forwards[reuse] += 1
+
+        t.G.register_forward_hook(count)
+    fresh = trainers[False]
+    draw = fresh._draw
+
+    def reusing_draw():  # the reusing trainer's draws, with z_g = z_d and y_g = the real labels
+        fresh.reuse_fakes = True
+        real, z_d, _, _ = draw()
+        fresh.reuse_fakes = False
+        return real, z_d, z_d, [real[0][1]]
+
+    fresh._draw = reusing_draw
+    for _ in range(3):
+        for t in trainers.values():
+            t.train_step()
+    assert forwards == {True: 3, False: 6}
+    for part in ("G", "D"):
+        a = dict(getattr(trainers[True], part).named_parameters())
+        b = dict(getattr(fresh, part).named_parameters())
+        for k in a:
+            assert torch.allclose(a[k], b[k], atol=1e-6), (part, k)
+    cfg = tiny(idx_dir, steps=3, reuse_fakes=True, d_steps=2)
+    assert not Trainer(cfg, tmp_path / "two").reuse_fakes
+
+
 def test_instance_noise_anneals_linearly(idx_dir, tmp_path):
     cfg = tiny(idx_dir, steps=10)
     cfg.train.instance_noise = 0.5

@@ -81,6 +81,12 @@ class TrainConfig:
     )
     g_steps: int = _f(1, "G updates per iteration")
     d_steps: int = _f(1, "D updates per iteration (each on a new real batch)")
+    reuse_fakes: bool = _f(
+        True,
+        "with one D and one G update per iteration: G draws the iteration's fakes once, with "
+        "autograd, and the G update reuses the D update's fakes (same z and labels) instead of "
+        "drawing new ones; saves one G forward per step (~15% of a CPU step)",
+    )
     lr_g: float = _f(4e-3, "Adam learning rate of G")
     lr_d: float = _f(4e-3, "Adam learning rate of D")
     betas: tuple[float, float] = _f((0.0, 0.99), "Adam betas (two numbers)")

@@ -27,6 +27,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from fashiongan.models.layers import (
     ConditionalBatchNorm2d,
     conv_transpose_as_fold,
+    conv_transpose_by_phases,
     embed,
     init_dcgan,
 )
@@ -66,25 +67,34 @@ class Generator(nn.Module):
         self.to_image = nn.ConvTranspose2d(c[-1], 1, 4, 2, 1)
         init_dcgan(self)
 
-    def _norm(self, i: int, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        return self.norms[i](h, y) if self.cond == "projection" else self.norms[i](h)
+    def _norm(self, i: int, h: torch.Tensor, y: torch.Tensor | None, inplace: bool) -> torch.Tensor:
+        if self.cond == "projection":
+            return self.norms[i](h, y, inplace=inplace and not self.training)
+        return self.norms[i](h)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.cond == "concat":
             z = torch.cat([z, embed(self.label_embed, y).to(z.dtype)], dim=1)
+        # sampling (no autograd) works in place: on CPU, fresh batch-1000 feature maps cost
+        # page faults that are a sixth of a sampling pass
+        inplace = not torch.is_grad_enabled()
         h = self.fc(z).view(z.shape[0], -1, self.spec.base_res, self.spec.base_res)
-        h = F.relu(self._norm(0, h, y))
+        h = F.relu(self._norm(0, h, y, inplace), inplace=inplace)
         for i, up in enumerate(self.ups, start=1):
-            h = F.relu(self._norm(i, up(h), y))
-        return torch.tanh(self._to_image(h))
+            h = F.relu(self._norm(i, up(h), y, inplace), inplace=inplace)
+        h = self._to_image(h)
+        return h.tanh_() if inplace else torch.tanh(h)
 
     def _to_image(self, h: torch.Tensor) -> torch.Tensor:
-        # oneDNN's CPU kernel for this one-output-channel layer is slow: as matmul + col2im the
-        # training step is ~7% faster at width 0.5, and sampling ~20% faster when the layer has
-        # fewer than 64 input maps (with 64 oneDNN is the faster one for sampling)
-        if h.device.type == "cpu" and (self.training or h.shape[1] < 64):
-            return conv_transpose_as_fold(h, self.to_image)
-        return self.to_image(h)
+        # oneDNN's CPU kernel for this one-output-channel layer is slow. Training: as matmul +
+        # col2im the step is ~7% faster at width 0.5. Sampling with fewer than 64 input maps
+        # (with 64 oneDNN is the faster one): as matmul + a sum of shifted planes per output
+        # phase, ~14% faster than col2im and ~30% than oneDNN
+        if h.device.type != "cpu" or (not self.training and h.shape[1] >= 64):
+            return self.to_image(h)
+        if not self.training and not torch.is_grad_enabled():
+            return conv_transpose_by_phases(h, self.to_image)
+        return conv_transpose_as_fold(h, self.to_image)
 
 
 class Discriminator(nn.Module):

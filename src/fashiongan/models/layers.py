@@ -37,7 +37,8 @@ class ConditionalBatchNorm2d(nn.Module):
         nn.init.ones_(self.scale.weight)
         nn.init.zeros_(self.shift.weight)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        """inplace (inference only): overwrite x instead of writing a new feature map."""
         if self.training:
             scale, shift = embed(self.scale, y), embed(self.shift, y)
             return self.bn(x) * scale[:, :, None, None] + shift[:, :, None, None]
@@ -46,7 +47,10 @@ class ConditionalBatchNorm2d(nn.Module):
         bn = self.bn
         scale = embed(self.scale, y) * torch.rsqrt(bn.running_var + bn.eps)
         shift = embed(self.shift, y) - bn.running_mean * scale
-        return torch.addcmul(shift[:, :, None, None], x, scale[:, :, None, None])
+        scale, shift = scale[:, :, None, None], shift[:, :, None, None]
+        if inplace:
+            return x.mul_(scale).add_(shift)
+        return torch.addcmul(shift, x, scale)
 
 
 def conv_transpose_as_fold(h: torch.Tensor, convt: nn.ConvTranspose2d) -> torch.Tensor:
@@ -57,3 +61,37 @@ def conv_transpose_as_fold(h: torch.Tensor, convt: nn.ConvTranspose2d) -> torch.
     cols = h.flatten(2).transpose(1, 2) @ convt.weight.reshape(C, out_ch * 16)  # B × HW × O·16
     out = F.fold(cols.transpose(1, 2), (2 * H, 2 * W), 4, stride=2, padding=1)
     return out if convt.bias is None else out + convt.bias.view(1, -1, 1, 1)
+
+
+# For a 4×4 stride-2 padding-1 transposed conv, output row 2i+p sums two kernel rows ky, taken
+# from input rows i+d: p → ((ky, d), (ky, d)). Columns likewise.
+_PHASE_TAPS = {0: ((1, 0), (3, -1)), 1: ((0, 1), (2, 0))}
+
+
+def _from(n: int, d: int) -> slice:  # the input rows i + d that exist, for i in 0..n-1
+    return slice(max(d, 0), n + min(d, 0))
+
+
+def _to(n: int, d: int) -> slice:  # the output rows i they land on
+    return slice(max(-d, 0), n + min(-d, 0))
+
+
+def conv_transpose_by_phases(h: torch.Tensor, convt: nn.ConvTranspose2d) -> torch.Tensor:
+    """`convt(h)` for a 4×4 stride-2 padding-1 transposed conv without autograd, for sampling:
+    one matmul gives the 16 kernel taps as whole planes, each output phase (row and column
+    parity) is the sum of four shifted planes, and one copy interleaves the phases. Faster
+    than col2im on CPU for few output maps (it adds whole planes, not patches)."""
+    B, C, H, W = h.shape
+    out_ch = convt.out_channels
+    flat = h.permute(0, 2, 3, 1).reshape(B * H * W, C)  # a view when h is channels-last
+    planes = (convt.weight.reshape(C, out_ch * 16).t() @ flat.t()).view(out_ch, 4, 4, B, H, W)
+    out = h.new_zeros(2, 2, out_ch, B, H, W)
+    for py, rows in _PHASE_TAPS.items():
+        for px, cols in _PHASE_TAPS.items():
+            for ky, dy in rows:
+                for kx, dx in cols:  # output (i, j) += plane (ky, kx) at (i + dy, j + dx)
+                    out[py, px, :, :, _to(H, dy), _to(W, dx)] += planes[
+                        :, ky, kx, :, _from(H, dy), _from(W, dx)
+                    ]
+    out = out.permute(3, 2, 4, 0, 5, 1).reshape(B, out_ch, 2 * H, 2 * W)
+    return out if convt.bias is None else out.add_(convt.bias.view(1, -1, 1, 1))

@@ -1,6 +1,8 @@
 """The training loop: D and G updates on in-memory batches, EMA, logging, grids, checkpoints.
 
-One step = `d_steps` D updates (each on a new real batch) then `g_steps` G updates. Everything
+One step = `d_steps` D updates (each on a new real batch) then `g_steps` G updates. With one of
+each and --reuse-fakes (the default), G runs once per step: the D update takes its fakes
+detached, the G update backpropagates through the same ones after D has moved. Everything
 random draws from one seeded generator whose state is checkpointed with the data position, so
 a resumed run on CPU continues bit for bit as if it had never stopped.
 """
@@ -292,6 +294,7 @@ class Trainer:
             self.device = torch.device("cuda", self.ranks.local_rank)
         self.precision = resolve_precision(t.precision, self.device)
         self.adam_kind = adam_kind(t.adam, self.device)
+        self.reuse_fakes = t.reuse_fakes and t.d_steps == 1 and t.g_steps == 1
         if t.cuda_graph:
             check_graphable(cfg, self.device)
         resume_state = self._resume_state(override) if resume else None
@@ -654,10 +657,11 @@ class Trainer:
         real = [self.batcher.next() for _ in range(t.d_steps)]
         # every rank draws the global batch's latents and keeps its rows (see distributed.py)
         z_d = [torch.randn(shape, generator=self.gen, device=dev)[mine] for _ in range(t.d_steps)]
-        z_g = [torch.randn(shape, generator=self.gen, device=dev)[mine] for _ in range(t.g_steps)]
+        n_g = 0 if self.reuse_fakes else t.g_steps
+        z_g = [torch.randn(shape, generator=self.gen, device=dev)[mine] for _ in range(n_g)]
         y_g = [
             torch.randint(self.data.n_classes, shape[:1], generator=self.gen, device=dev)[mine]
-            for _ in range(t.g_steps)
+            for _ in range(n_g)
         ]
         return real, z_d, z_g, y_g
 
@@ -667,8 +671,9 @@ class Trainer:
         it = iter(inputs)
         real = [(next(it), next(it)) for _ in range(t.d_steps)]
         z_d = [next(it) for _ in range(t.d_steps)]
-        z_g = [next(it) for _ in range(t.g_steps)]
-        y_g = [next(it) for _ in range(t.g_steps)]
+        n_g = 0 if self.reuse_fakes else t.g_steps
+        z_g = [next(it) for _ in range(n_g)]
+        y_g = [next(it) for _ in range(n_g)]
         self._maths(real, z_d, z_g, y_g, r1_now, self._step_t, self._beta_t)
 
     def _maths(self, real, z_d, z_g, y_g, r1_now, step, beta) -> int:
@@ -688,8 +693,12 @@ class Trainer:
         self.D.requires_grad_(True)
         for d_step, ((x, y), z) in enumerate(zip(real, z_d)):
             with amp:
-                with torch.no_grad():
-                    fake = G(z, y)
+                if self.reuse_fakes:  # G's graph is kept for the G update below
+                    fake_g = G(z, y)
+                    fake = fake_g.detach()
+                else:
+                    with torch.no_grad():
+                        fake = G(z, y)
                 if aux:
                     real_logits, real_classes = D(self._noisy(x, std), y, classes=True)
                     aux_d = F.cross_entropy(real_classes.float(), y)
@@ -722,9 +731,12 @@ class Trainer:
                         p.clamp_(-cfg.loss.weight_clip, cfg.loss.weight_clip)
 
         self.D.requires_grad_(False)  # G's step needs ∂D/∂x only, not D's weight gradients
+        if self.reuse_fakes:
+            z_g, y_g = [None], [y]
         for z, y in zip(z_g, y_g):
             with amp:
-                fake_g = G(z, y)
+                if not self.reuse_fakes:
+                    fake_g = G(z, y)
                 if aux:
                     fake_logits_g, fake_classes = D_frozen(
                         self._noisy(fake_g, std), y, classes=True
