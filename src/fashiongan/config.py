@@ -85,7 +85,7 @@ class TrainConfig:
         True,
         "with one D and one G update per iteration: G draws the iteration's fakes once, with "
         "autograd, and the G update reuses the D update's fakes (same z and labels) instead of "
-        "drawing new ones; saves one G forward per step (~15% of a CPU step)",
+        "drawing new ones; saves one G forward per step, a sixth of a CPU step",
     )
     lr_g: float = _f(4e-3, "Adam learning rate of G")
     lr_d: float = _f(4e-3, "Adam learning rate of D")
