@@ -1,5 +1,6 @@
-"""Train-step throughput of one preset in three execution modes, in one process: eager NCHW,
-channels-last (the default), and torch.compile. Median of 5 windows of 20 steps after warm-up;
+"""Train-step throughput of one preset in four execution modes, in one process: eager NCHW,
+channels-last (the default), channels-last with a second G forward per step
+(--no-reuse-fakes), and torch.compile. Median of 5 windows of 20 steps after warm-up;
 the compile line also reports how long its first (compiling) steps took.
 
     python benchmarks/step_variants.py [--preset default]
@@ -17,10 +18,13 @@ from fashiongan.config import from_dict, load_preset
 from fashiongan.training.loop import Trainer
 
 
-def measure(preset: str, label: str, channels_last: bool, compile: bool, warm: int) -> None:
+def measure(
+    preset: str, label: str, channels_last: bool, compile: bool, warm: int, reuse: bool = True
+) -> None:
     cfg = from_dict(load_preset(preset))
     cfg.train.epochs, cfg.train.steps, cfg.log.progress = 0, 10**9, False
     cfg.train.channels_last, cfg.train.compile = channels_last, compile
+    cfg.train.reuse_fakes = reuse
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp))
         start = time.perf_counter()
@@ -44,6 +48,7 @@ def main() -> int:
     args = p.parse_args()
     measure(args.preset, "eager, NCHW", False, False, 10)
     measure(args.preset, "eager, channels-last", True, False, 10)
+    measure(args.preset, "eager, channels-last, --no-reuse-fakes", True, False, 10, reuse=False)
     measure(args.preset, "torch.compile, channels-last", True, True, 15)
     measure(args.preset, "eager, NCHW again (drift check)", False, False, 10)
     return 0

@@ -217,9 +217,9 @@ def test_reused_fakes_are_the_fresh_fakes_of_the_same_draws(idx_dir, tmp_path):
     draw = fresh._draw
 
     def reusing_draw():  # the reusing trainer's draws, with z_g = z_d and y_g = the real labels
-        fresh.reuse_fakes = True
+        fresh.g_draws = 0
         real, z_d, _, _ = draw()
-        fresh.reuse_fakes = False
+        fresh.g_draws = 1
         return real, z_d, z_d, [real[0][1]]
 
     fresh._draw = reusing_draw

@@ -295,6 +295,7 @@ class Trainer:
         self.precision = resolve_precision(t.precision, self.device)
         self.adam_kind = adam_kind(t.adam, self.device)
         self.reuse_fakes = t.reuse_fakes and t.d_steps == 1 and t.g_steps == 1
+        self.g_draws = 0 if self.reuse_fakes else t.g_steps  # latents drawn for G's updates
         if t.cuda_graph:
             check_graphable(cfg, self.device)
         resume_state = self._resume_state(override) if resume else None
@@ -657,11 +658,12 @@ class Trainer:
         real = [self.batcher.next() for _ in range(t.d_steps)]
         # every rank draws the global batch's latents and keeps its rows (see distributed.py)
         z_d = [torch.randn(shape, generator=self.gen, device=dev)[mine] for _ in range(t.d_steps)]
-        n_g = 0 if self.reuse_fakes else t.g_steps
-        z_g = [torch.randn(shape, generator=self.gen, device=dev)[mine] for _ in range(n_g)]
+        z_g = [
+            torch.randn(shape, generator=self.gen, device=dev)[mine] for _ in range(self.g_draws)
+        ]
         y_g = [
             torch.randint(self.data.n_classes, shape[:1], generator=self.gen, device=dev)[mine]
-            for _ in range(n_g)
+            for _ in range(self.g_draws)
         ]
         return real, z_d, z_g, y_g
 
@@ -671,9 +673,8 @@ class Trainer:
         it = iter(inputs)
         real = [(next(it), next(it)) for _ in range(t.d_steps)]
         z_d = [next(it) for _ in range(t.d_steps)]
-        n_g = 0 if self.reuse_fakes else t.g_steps
-        z_g = [next(it) for _ in range(n_g)]
-        y_g = [next(it) for _ in range(n_g)]
+        z_g = [next(it) for _ in range(self.g_draws)]
+        y_g = [next(it) for _ in range(self.g_draws)]
         self._maths(real, z_d, z_g, y_g, r1_now, self._step_t, self._beta_t)
 
     def _maths(self, real, z_d, z_g, y_g, r1_now, step, beta) -> int:
@@ -731,11 +732,11 @@ class Trainer:
                         p.clamp_(-cfg.loss.weight_clip, cfg.loss.weight_clip)
 
         self.D.requires_grad_(False)  # G's step needs ∂D/∂x only, not D's weight gradients
-        if self.reuse_fakes:
-            z_g, y_g = [None], [y]
-        for z, y in zip(z_g, y_g):
+        # reusing: one update on the D update's fakes (still attached to G's graph) and labels
+        g_draws = [(None, y)] if self.reuse_fakes else list(zip(z_g, y_g))
+        for z, y in g_draws:
             with amp:
-                if not self.reuse_fakes:
+                if z is not None:
                     fake_g = G(z, y)
                 if aux:
                     fake_logits_g, fake_classes = D_frozen(
