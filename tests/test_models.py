@@ -5,6 +5,7 @@ import torch
 
 from fashiongan.errors import FashionGANError
 from fashiongan.models import CONDITIONINGS, MODELS, build_discriminator, build_generator
+from fashiongan.models.dcgan import minibatch_std
 from fashiongan.models.layers import conv_transpose_as_fold, conv_transpose_by_phases
 
 
@@ -38,6 +39,48 @@ def test_conditioning_changes_outputs(cond):
     x = G(z, y)
     assert not torch.allclose(x[0], x[1])
     assert not torch.allclose(D(x[:1].repeat(2, 1, 1, 1), y)[0], D(x[:1].repeat(2, 1, 1, 1), y)[1])
+
+
+def test_minibatch_std_is_the_spread_within_each_group():
+    torch.manual_seed(0)
+    h = torch.randn(8, 3, 2, 2)
+    h[4:] = h[4]  # the second group of four holds one sample four times
+    for x in (h, h.contiguous(memory_format=torch.channels_last)):
+        out = minibatch_std(x, 4)
+        want = h[:4].std(dim=0, unbiased=False).mean()
+        assert out.shape == (8,)
+        assert torch.allclose(out[:4], want.expand(4), atol=1e-6)
+        assert torch.allclose(out[4:], torch.full((4,), 1e-4))  # sqrt of the 1e-8 floor
+    h2 = h.clone()
+    h2[0] += 1.0  # a change in group one leaves group two alone
+    assert torch.equal(minibatch_std(h2, 4)[4:], out[4:])
+    assert minibatch_std(h[:6], 4).unique().numel() == 2  # 6 = two groups of three
+
+
+def test_discriminator_with_minibatch_std_sees_a_collapsed_batch():
+    torch.manual_seed(0)
+    D = build_discriminator("dcgan28", 10, "projection", 0.25, "none", False, True, mbstd=4)
+    x, y = torch.randn(8, 1, 28, 28), torch.zeros(8, dtype=torch.long)
+
+    def spread_free(x, y):  # D's outputs with the spread's weights at zero
+        with torch.no_grad():
+            weight = D.mbstd_fc.weight.clone()
+            D.mbstd_fc.weight.zero_()
+            out = D(x, y, classes=True)
+            D.mbstd_fc.weight.copy_(weight)
+        return out
+
+    with torch.no_grad():
+        D.mbstd_fc.weight.fill_(1.0)
+    varied, varied_cls = D(x, y, classes=True)
+    collapsed = D(x[:1].repeat(8, 1, 1, 1), y)
+    single = D(x[:1], y[:1])  # a batch of one: its own group, spread 0, as when collapsed
+    assert torch.allclose(collapsed, single.expand(8), atol=1e-5)
+    base, base_cls = spread_free(x, y)
+    # the spread adds the same amount to the logit and to every class logit of a group
+    shift = varied - base
+    assert (shift > 1e-3).all() and torch.allclose(shift[:4], shift[0].expand(4))
+    assert torch.allclose(varied_cls - base_cls, shift[:, None].expand(8, 10), atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(3, 32, 14, 14), (2, 5, 3, 7), (2, 4, 1, 1)])

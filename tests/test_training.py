@@ -166,6 +166,8 @@ def test_stabilisers_change_training(idx_dir, tmp_path):
         "steps": lambda c: setattr(c.train, "d_steps", 2),
         "lr": lambda c: setattr(c.train, "lr_d", 1e-3),
         "no aux": lambda c: setattr(c.loss, "aux_weight", 0.0),
+        "mbstd": lambda c: setattr(c.model, "mbstd", 4),
+        "d width": lambda c: setattr(c.model, "d_width", 0.5),
     }
     for name, change in variants.items():
         cfg = tiny(idx_dir, steps=3)
@@ -188,6 +190,14 @@ def test_auxiliary_classifier_learns_the_labels(idx_dir, tmp_path, cond):
     D = build_discriminator("dcgan28", 10, cond, 0.25, "none", False, aux_classifier=True)
     logits, classes = D(torch.zeros(3, 1, 28, 28), torch.tensor([0, 1, 2]), classes=True)
     assert logits.shape == (3,) and classes.shape == (3, 10)
+
+
+def test_d_width_sizes_d_alone(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=1)
+    cfg.model.d_width = 0.5  # G keeps tiny()'s 0.25: 16 and 32 maps; D gets 32 and 64
+    trainer = Trainer(cfg, tmp_path / "r")
+    assert [c.out_channels for c in trainer.D.convs] == [32, 64]
+    assert trainer.G.ups[0].in_channels == 32 and trainer.G.ups[0].out_channels == 16
 
 
 def test_g_and_d_step_ratio_counts(idx_dir, tmp_path):
@@ -342,6 +352,9 @@ def test_broken_weights_never_replace_a_good_checkpoint(idx_dir, tmp_path):
         (lambda c: setattr(c.loss, "aux_weight", -1.0), "--aux-weight -1.0"),
         (lambda c: setattr(c.train, "lr_decay_start", 1.0), "--lr-decay-start 1.0"),
         (lambda c: setattr(c.train, "lr_decay", "step"), "--lr-decay 'step'"),
+        (lambda c: setattr(c.model, "mbstd", 1), "--mbstd 1: a group of one"),
+        (lambda c: setattr(c.model, "mbstd", -2), "--mbstd -2"),
+        (lambda c: setattr(c.model, "d_width", -0.5), "--d-width -0.5"),
     ],
 )
 def test_validation(change, message):

@@ -41,9 +41,15 @@ class ModelConfig:
     )
     z_dim: int = _f(100, "latent dimension")
     width: float = _f(0.5, "width multiplier: base feature maps = 64 × width")
+    d_width: float = _f(0.0, "D's own width multiplier (0 = --width, the same as G's)")
     embed_dim: int = _f(32, "label embedding size concatenated to z (--cond concat)")
     spectral_norm: bool = _f(False, "spectral normalisation on D's layers (Miyato et al. 2018)")
     d_norm: str = _f("none", "normalisation in D after the first layer", choices=("none", "batch"))
+    mbstd: int = _f(
+        0,
+        "minibatch standard deviation in D: append the feature spread of each group of N "
+        "samples as one more channel before D's last layer (Karras et al. 2018; 0 = off)",
+    )
 
 
 @dataclass

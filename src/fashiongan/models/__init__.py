@@ -37,11 +37,12 @@ def build_discriminator(
     d_norm: str,
     spectral_norm: bool,
     aux_classifier: bool = False,
+    mbstd: int = 0,
 ) -> Discriminator:
     if d_norm not in D_NORMS:
         raise FashionGANError(f"unknown --d-norm {d_norm!r}; choose one of: {', '.join(D_NORMS)}")
     return Discriminator(
-        MODELS.get(model), n_classes, cond, width, d_norm, spectral_norm, aux_classifier
+        MODELS.get(model), n_classes, cond, width, d_norm, spectral_norm, aux_classifier, mbstd
     )
 
 

@@ -97,6 +97,20 @@ class Generator(nn.Module):
         return conv_transpose_as_fold(h, self.to_image)
 
 
+def minibatch_std(h: torch.Tensor, group: int) -> torch.Tensor:
+    """(B,): the std of h over each group of `group` consecutive samples, averaged over channels
+    and pixels, repeated for the group's members (Karras et al. 2018, "Progressive Growing of
+    GANs": minibatch standard deviation, which lets D see a batch's lack of variety). A batch
+    that `group` does not divide uses the largest divisor below it."""
+    B = h.shape[0]
+    g = min(group, B)
+    while B % g:
+        g -= 1
+    s = h.permute(0, 2, 3, 1).reshape(B // g, g, -1).float()  # no copy for channels-last h
+    s = (s - s.mean(1, keepdim=True)).square().mean(1).add(1e-8).sqrt().mean(1)
+    return s.repeat_interleave(g).to(h.dtype)
+
+
 class Discriminator(nn.Module):
     """D(x, y) → raw logits float32 (B,), higher = more real. x: B×1×R×R in [-1, 1].
     With aux_classifier, D(x, y, classes=True) → (logits, class logits B×n_classes)."""
@@ -110,9 +124,11 @@ class Discriminator(nn.Module):
         d_norm: str,
         use_spectral_norm: bool,
         aux_classifier: bool = False,
+        mbstd: int = 0,
     ):
         super().__init__()
         c = [max(1, round(64 * width * m)) for m in spec.d_mult]
+        self.mbstd = mbstd
         sn = spectral_norm if use_spectral_norm else (lambda m: m)
         self.spec, self.n_classes, self.cond = spec, n_classes, cond
         self.label_map = nn.Embedding(n_classes, spec.resolution**2) if cond == "concat" else None
@@ -124,9 +140,15 @@ class Discriminator(nn.Module):
             for k, o in enumerate(c)
         )
         final_res = spec.resolution // 2 ** len(c)
-        self.fc = sn(nn.Linear(c[-1] * final_res**2, 1))
+        flat = c[-1] * final_res**2
+        self.fc = sn(nn.Linear(flat, 1))
         self.proj = nn.Embedding(n_classes, c[-1]) if cond == "projection" else None
-        self.classify = nn.Linear(c[-1] * final_res**2, n_classes) if aux_classifier else None
+        self.classify = nn.Linear(flat, n_classes) if aux_classifier else None
+        # minibatch std: the paper appends it as a constant feature map; D's next layers here are
+        # linear, so that map's weights act as one number per output (mbstd_fc), and the
+        # features need not be copied into a concatenation
+        outs = 1 + (n_classes if aux_classifier else 0)
+        self.mbstd_fc = sn(nn.Linear(1, outs, bias=False)) if mbstd else None
         init_dcgan(self)
         if self.proj is not None:
             nn.init.normal_(self.proj.weight, 0.0, 0.02)
@@ -144,6 +166,10 @@ class Discriminator(nn.Module):
         out = self.fc(flat).squeeze(1)
         if self.cond == "projection":
             out = out + (embed(self.proj, y) * h.sum(dim=(2, 3))).sum(1)
+        spread = self.mbstd_fc(minibatch_std(h, self.mbstd)[:, None]) if self.mbstd else None
+        if spread is not None:
+            out = out + spread[:, 0]
         if classes:
-            return out, self.classify(flat)
+            logits = self.classify(flat)
+            return out, logits if spread is None else logits + spread[:, 1:]
         return out

@@ -116,7 +116,13 @@ def validate(cfg: RunConfig) -> None:
         ),
         (m.d_norm in ("none", "batch"), f"--d-norm {m.d_norm!r}: choose none or batch"),
         (m.z_dim >= 1, f"--z-dim {m.z_dim}: must be at least 1"),
+        (m.mbstd >= 0, f"--mbstd {m.mbstd}: expected a group size ≥ 2, or 0 (off)"),
+        (m.mbstd != 1, "--mbstd 1: a group of one has no spread; use 2 or more, or 0 (off)"),
         (m.width > 0 and round(64 * m.width) >= 1, f"--width {m.width}: must be positive"),
+        (
+            m.d_width == 0 or round(64 * m.d_width) >= 1,
+            f"--d-width {m.d_width}: must be positive, or 0 (the same as --width)",
+        ),
         (m.embed_dim >= 1, f"--embed-dim {m.embed_dim}: must be at least 1"),
         (
             0.5 < lo.label_smoothing <= 1.0,
@@ -317,7 +323,14 @@ class Trainer:
             self.device
         )
         self.D = build_discriminator(
-            m.model, n_classes, m.cond, m.width, m.d_norm, m.spectral_norm, aux_weight(cfg) > 0
+            m.model,
+            n_classes,
+            m.cond,
+            m.d_width or m.width,
+            m.d_norm,
+            m.spectral_norm,
+            aux_weight(cfg) > 0,
+            m.mbstd,
         ).to(self.device)
         if t.channels_last:
             self.G.to(memory_format=torch.channels_last)
