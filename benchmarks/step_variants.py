@@ -15,38 +15,33 @@ Nothing else should run on the machine meanwhile.
 """
 
 import argparse
+import copy
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from fashiongan.cli import apply_setting
-from fashiongan.config import from_dict, load_preset
-from fashiongan.errors import FashionGANError
+from time_to_quality import parse_set  # beside this file: python puts benchmarks/ on the path
+
+from fashiongan.config import RunConfig, from_dict, load_preset
 from fashiongan.training.loop import Trainer
 
 
-def measure(
-    preset: str,
-    label: str,
-    channels_last: bool,
-    compile: bool,
-    warm: int,
-    reuse: bool = True,
-    variant: str = "",
-) -> float:
+def config(preset: str, variant: str = "", **train) -> RunConfig:
+    """The preset with a variant's settings (checked here, before anything is timed) and
+    overrides of train fields, set to run steps with nothing else on the clock."""
     cfg = from_dict(load_preset(preset))
     cfg.train.epochs, cfg.train.steps, cfg.log.progress = 0, 10**9, False
-    cfg.train.channels_last, cfg.train.compile = channels_last, compile
-    cfg.train.reuse_fakes = reuse
     for setting in filter(None, variant.split(",")):
-        key, _, text = setting.partition("=")
-        try:
-            apply_setting(cfg, key, text)
-        except FashionGANError as e:
-            raise SystemExit(f"--variant {variant!r}: {e}") from None
+        parse_set(cfg, setting, "--variant")
+    for key, value in train.items():
+        setattr(cfg.train, key, value)
+    return cfg
+
+
+def measure(cfg: RunConfig, label: str, warm: int = 10) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, Path(tmp))
+        trainer = Trainer(copy.deepcopy(cfg), Path(tmp))
         start = time.perf_counter()
         for _ in range(warm):
             trainer.train_step()
@@ -69,22 +64,22 @@ def main() -> int:
     p.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (--variant)")
     args = p.parse_args()
+    preset = args.preset
     if args.variant:
-        variants = ["", *args.variant]
-        speeds: dict[str, list[float]] = {v: [] for v in variants}
+        configs = {v or preset: config(preset, v) for v in ["", *args.variant]}
+        speeds: dict[str, list[float]] = {name: [] for name in configs}
         for r in range(args.rounds):
-            for v in variants:
-                label = f"round {r + 1}, {v or args.preset}"
-                speeds[v].append(measure(args.preset, label, True, False, 10, variant=v))
-        for v in variants:
-            runs = ", ".join(f"{x:.0f}" for x in speeds[v])
-            print(f"{v or args.preset}: median {statistics.median(speeds[v]):.0f} img/s ({runs})")
+            for name, cfg in configs.items():
+                speeds[name].append(measure(cfg, f"round {r + 1}, {name}"))
+        for name, runs in speeds.items():
+            each = ", ".join(f"{x:.0f}" for x in runs)
+            print(f"{name}: median {statistics.median(runs):.0f} img/s ({each})")
         return 0
-    measure(args.preset, "eager, NCHW", False, False, 10)
-    measure(args.preset, "eager, channels-last", True, False, 10)
-    measure(args.preset, "eager, channels-last, --no-reuse-fakes", True, False, 10, reuse=False)
-    measure(args.preset, "torch.compile, channels-last", True, True, 15)
-    measure(args.preset, "eager, NCHW again (drift check)", False, False, 10)
+    measure(config(preset, channels_last=False), "eager, NCHW")
+    measure(config(preset), "eager, channels-last")
+    measure(config(preset, reuse_fakes=False), "eager, channels-last, --no-reuse-fakes")
+    measure(config(preset, compile=True), "torch.compile, channels-last", warm=15)
+    measure(config(preset, channels_last=False), "eager, NCHW again (drift check)")
     return 0
 
 

@@ -33,15 +33,15 @@ REFERENCE_FID = 4.963
 REAL_LABEL_ACCURACY = 0.9359  # the evaluator's accuracy on the real test split
 
 
-def parse_set(cfg: RunConfig, assignment: str) -> None:
+def parse_set(cfg: RunConfig, assignment: str, flag: str = "--set") -> None:
     """'train.lr_g=4e-4' → cfg.train.lr_g = 4e-4, parsed by `fashiongan train`'s own flag."""
     key, sep, text = assignment.partition("=")
     if not sep:
-        raise SystemExit(f"--set {assignment!r}: expected SECTION.FIELD=VALUE, a RunConfig field")
+        raise SystemExit(f"{flag} {assignment!r}: expected SECTION.FIELD=VALUE, a RunConfig field")
     try:
         apply_setting(cfg, key, text)
     except FashionGANError as e:
-        raise SystemExit(f"--set {assignment!r}: {e}") from None
+        raise SystemExit(f"{flag} {assignment!r}: {e}") from None
 
 
 def first_crossings(curve: list[dict], key: str, thresholds: list[float], lower: bool) -> dict:

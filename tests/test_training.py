@@ -352,8 +352,8 @@ def test_broken_weights_never_replace_a_good_checkpoint(idx_dir, tmp_path):
         (lambda c: setattr(c.loss, "aux_weight", -1.0), "--aux-weight -1.0"),
         (lambda c: setattr(c.train, "lr_decay_start", 1.0), "--lr-decay-start 1.0"),
         (lambda c: setattr(c.train, "lr_decay", "step"), "--lr-decay 'step'"),
-        (lambda c: setattr(c.model, "mbstd", 1), "--mbstd 1: a group of one"),
-        (lambda c: setattr(c.model, "mbstd", -2), "--mbstd -2"),
+        (lambda c: setattr(c.model, "mbstd", 1), "--mbstd 1: expected a group size of 2"),
+        (lambda c: setattr(c.model, "mbstd", -2), "--mbstd -2: expected a group size of 2"),
         (lambda c: setattr(c.model, "d_width", -0.5), "--d-width -0.5"),
     ],
 )

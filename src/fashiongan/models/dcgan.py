@@ -166,10 +166,9 @@ class Discriminator(nn.Module):
         out = self.fc(flat).squeeze(1)
         if self.cond == "projection":
             out = out + (embed(self.proj, y) * h.sum(dim=(2, 3))).sum(1)
-        spread = self.mbstd_fc(minibatch_std(h, self.mbstd)[:, None]) if self.mbstd else None
-        if spread is not None:
+        logits = self.classify(flat) if classes else None
+        if self.mbstd:  # one number per sample, weighted into the logit and each class logit
+            spread = self.mbstd_fc(minibatch_std(h, self.mbstd)[:, None])
             out = out + spread[:, 0]
-        if classes:
-            logits = self.classify(flat)
-            return out, logits if spread is None else logits + spread[:, 1:]
-        return out
+            logits = None if logits is None else logits + spread[:, 1:]
+        return (out, logits) if classes else out

@@ -116,8 +116,11 @@ def validate(cfg: RunConfig) -> None:
         ),
         (m.d_norm in ("none", "batch"), f"--d-norm {m.d_norm!r}: choose none or batch"),
         (m.z_dim >= 1, f"--z-dim {m.z_dim}: must be at least 1"),
-        (m.mbstd >= 0, f"--mbstd {m.mbstd}: expected a group size ≥ 2, or 0 (off)"),
-        (m.mbstd != 1, "--mbstd 1: a group of one has no spread; use 2 or more, or 0 (off)"),
+        (
+            m.mbstd == 0 or m.mbstd >= 2,
+            f"--mbstd {m.mbstd}: expected a group size of 2 or more (a group of one has no "
+            f"spread), or 0 (off)",
+        ),
         (m.width > 0 and round(64 * m.width) >= 1, f"--width {m.width}: must be positive"),
         (
             m.d_width == 0 or round(64 * m.d_width) >= 1,
