@@ -367,6 +367,9 @@ def test_validation(change, message):
 def test_reproduction_presets_keep_their_classic_sizes():
     assert from_dict(load_preset("dcgan64")).model.width == 1.0  # 512-256-128-64 maps
     assert from_dict(load_preset("cdcgan-bce")).model.width == 1.0  # 128·7·7 → 64 → 1
+    for name in preset_names():  # the default's narrower D is its own: the classics size D as G
+        m = from_dict(load_preset(name)).model
+        assert m.d_width == (0.375 if name == "default" else 0.0), name
     assert from_dict(load_preset("default")) == RunConfig()
 
 
@@ -397,14 +400,14 @@ def test_compiled_step_matches_eager_with_penalties(idx_dir, tmp_path):
         assert torch.allclose(v, runs[True][k], rtol=1e-4, atol=1e-5), k
 
 
-def make_old_run(run, loss_key: str) -> dict:
-    """Remove loss.<loss_key> from a run's checkpoint and config.json, as a run made before
+def make_old_run(run, key: str, section: str = "loss") -> dict:
+    """Remove <section>.<key> from a run's checkpoint and config.json, as a run made before
     that setting existed would have them; returns the edited config."""
     state = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
-    del state["config"]["loss"][loss_key]
+    del state["config"][section][key]
     torch.save(state, run / "checkpoints" / "latest.pt")
     saved = json.loads((run / "config.json").read_text())
-    del saved["loss"][loss_key]
+    del saved[section][key]
     (run / "config.json").write_text(json.dumps(saved))
     return saved
 
@@ -462,3 +465,17 @@ def test_runs_from_before_lazy_r1_keep_r1_every_step(idx_dir, tmp_path):
     assert RunConfig().loss.r1_every == 16 and RunConfig().loss.r1 == 0.1
     cfg.train.steps = 4  # resumes without a settings conflict
     assert train(cfg, run, resume=True).step == 4
+
+
+def test_runs_from_before_d_width_keep_d_as_wide_as_g(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=2)
+    cfg.model.d_width = 0.0  # what such a run had: D at G's width 0.25, 16 and 32 maps
+    run = tmp_path / "old"
+    train(cfg, run)
+    saved = make_old_run(run, "d_width", section="model")
+    assert saved_run_config(saved, "config.json").model.d_width == 0.0
+    assert (RunConfig().model.width, RunConfig().model.d_width) == (0.75, 0.375)
+    cfg.train.steps = 4  # resumes without a settings conflict, D as it was
+    assert train(cfg, run, resume=True).step == 4
+    D = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["D"]
+    assert [D[f"convs.{i}.weight"].shape[0] for i in (0, 1)] == [16, 32]

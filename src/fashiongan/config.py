@@ -40,8 +40,10 @@ class ModelConfig:
         "projection", "conditioning on the class label", choices=("none", "concat", "projection")
     )
     z_dim: int = _f(100, "latent dimension")
-    width: float = _f(0.5, "width multiplier: base feature maps = 64 × width")
-    d_width: float = _f(0.0, "D's own width multiplier (0 = --width, the same as G's)")
+    width: float = _f(0.75, "width multiplier: base feature maps = 64 × width")
+    d_width: float = _f(
+        0.375, "D's own width multiplier, apart from G's (0 = --width, the same as G's)"
+    )
     embed_dim: int = _f(32, "label embedding size concatenated to z (--cond concat)")
     spectral_norm: bool = _f(False, "spectral normalisation on D's layers (Miyato et al. 2018)")
     d_norm: str = _f("none", "normalisation in D after the first layer", choices=("none", "batch"))
@@ -203,11 +205,13 @@ SECTIONS = ("data", "model", "loss", "train", "log")
 def saved_run_config(d: dict, origin: str) -> RunConfig:
     """The RunConfig of a run's config.json or checkpoint. Those hold every field; a run made
     before the auxiliary classifier existed (no loss.aux_weight) trained without one, and one
-    made before lazy R1 (no loss.r1_every) applied R1 every step."""
-    loss = d.get("loss")
-    if isinstance(loss, dict):
-        before = {"aux_weight": 0.0, "r1_every": 1}
-        d = {**d, "loss": {**{k: v for k, v in before.items() if k not in loss}, **loss}}
+    made before lazy R1 (no loss.r1_every) applied R1 every step, and one made before
+    --d-width (no model.d_width) sized D as G."""
+    before = {"loss": {"aux_weight": 0.0, "r1_every": 1}, "model": {"d_width": 0.0}}
+    for section, old in before.items():
+        saved = d.get(section)
+        if isinstance(saved, dict):
+            d = {**d, section: {**{k: v for k, v in old.items() if k not in saved}, **saved}}
     return from_dict(d, origin)
 
 
