@@ -40,7 +40,9 @@ class ModelConfig:
         "projection", "conditioning on the class label", choices=("none", "concat", "projection")
     )
     z_dim: int = _f(100, "latent dimension")
-    width: float = _f(0.75, "width multiplier: base feature maps = 64 × width")
+    width: float = _f(
+        0.75, "G's width multiplier, and D's when --d-width is 0: base feature maps = 64 × width"
+    )
     d_width: float = _f(
         0.375, "D's own width multiplier, apart from G's (0 = --width, the same as G's)"
     )
