@@ -98,7 +98,7 @@ class TrainConfig:
         "drawing new ones; saves one G forward per step, a sixth of a CPU step",
     )
     lr_g: float = _f(4e-3, "Adam learning rate of G")
-    lr_d: float = _f(4e-3, "Adam learning rate of D")
+    lr_d: float = _f(2e-3, "Adam learning rate of D (the default is half of G's)")
     betas: tuple[float, float] = _f((0.0, 0.99), "Adam betas (two numbers)")
     lr_decay: str = _f(
         "none",
