@@ -49,20 +49,24 @@ def tensors(path):
 
 
 def test_two_processes_train_as_one_and_write_once(real_data, tmp_path):
-    run(real_data, tmp_path / "one", "--steps", str(STEPS), "--threads", "1", procs=1)
+    # At the default rates (4e-3 / 2e-3, Adam β1 = 0) the all-reduce's different rounding grows
+    # chaotically: measured 5e-4 relative at step 3, 10-20% by step 11. At 1e-4 the runs stay
+    # together (losses within 5e-6 over the 12 steps, gradient norms within 2e-3), so the test
+    # can hold them to that and catch a mis-sharded batch or an unaveraged gradient.
+    slow = ("--steps", str(STEPS), "--lr-g", "1e-4", "--lr-d", "1e-4")
+    run(real_data, tmp_path / "one", *slow, "--threads", "1", procs=1)
     out = tmp_path / "two"
-    proc = run(real_data, out, "--steps", str(STEPS), "--sync-bn")
+    proc = run(real_data, out, *slow, "--sync-bn")
     assert proc.stdout.count("run directory:") == 1  # rank 0 alone reports
     assert "× 2 ranks (torchrun)" in (out / "log.txt").read_text()
     one, two = rows(tmp_path / "one"), rows(out)
     assert [r["step"] for r in two] == list(range(1, STEPS + 1))  # one writer
     assert two[-1]["kimg"] == pytest.approx(STEPS * 64 / 1000)  # --batch-size is global
     for a, b in zip(one, two):
-        for key in ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"):
-            # the all-reduce rounds differently; Adam with β1 = 0 grows that difference
-            # (measured: 1e-6 at step 3, 1e-5 at step 4, ~2% at step 12)
-            rtol = 1e-4 if a["step"] <= 3 else 0.1
-            assert b[key] == pytest.approx(a[key], rel=rtol, abs=1e-4), (a["step"], key)
+        for key in ("loss_d", "loss_g", "d_real", "d_fake"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), (a["step"], key)
+        for key in ("grad_norm_d", "grad_norm_g"):
+            assert b[key] == pytest.approx(a[key], rel=2e-2), (a["step"], key)
     png = tmp_path / "g.png"
     gen = subprocess.run(
         [sys.executable, "-m", "fashiongan", "generate", str(out), "--per-class", "2",
