@@ -369,7 +369,7 @@ def test_reproduction_presets_keep_their_classic_sizes():
     assert from_dict(load_preset("cdcgan-bce")).model.width == 1.0  # 128·7·7 → 64 → 1
     for name in preset_names():  # the default's narrower D is its own: the classics size D as G
         m = from_dict(load_preset(name)).model
-        assert m.d_width == (0.375 if name == "default" else 0.0), name
+        assert m.d_width == {"default": 0.5, "small": 0.375}.get(name, 0.0), name
     assert from_dict(load_preset("default")) == RunConfig()
 
 
@@ -474,7 +474,7 @@ def test_runs_from_before_d_width_keep_d_as_wide_as_g(idx_dir, tmp_path):
     train(cfg, run)
     saved = make_old_run(run, "d_width", section="model")
     assert saved_run_config(saved, "config.json").model.d_width == 0.0
-    assert (RunConfig().model.width, RunConfig().model.d_width) == (0.75, 0.375)
+    assert (RunConfig().model.width, RunConfig().model.d_width) == (1.0, 0.5)
     cfg.train.steps = 4  # resumes without a settings conflict, D as it was
     assert train(cfg, run, resume=True).step == 4
     D = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["D"]

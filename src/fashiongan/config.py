@@ -41,10 +41,10 @@ class ModelConfig:
     )
     z_dim: int = _f(100, "latent dimension")
     width: float = _f(
-        0.75, "G's width multiplier, and D's when --d-width is 0: base feature maps = 64 × width"
+        1.0, "G's width multiplier, and D's when --d-width is 0: base feature maps = 64 × width"
     )
     d_width: float = _f(
-        0.375, "D's own width multiplier, apart from G's (0 = --width, the same as G's)"
+        0.5, "D's own width multiplier, apart from G's (0 = --width, the same as G's)"
     )
     embed_dim: int = _f(32, "label embedding size concatenated to z (--cond concat)")
     spectral_norm: bool = _f(False, "spectral normalisation on D's layers (Miyato et al. 2018)")
