@@ -167,7 +167,7 @@ def test_stabilisers_change_training(idx_dir, tmp_path):
         "lr": lambda c: setattr(c.train, "lr_d", 1e-3),
         "no aux": lambda c: setattr(c.loss, "aux_weight", 0.0),
         "mbstd": lambda c: setattr(c.model, "mbstd", 4),
-        "d width": lambda c: setattr(c.model, "d_width", 0.5),
+        "d width": lambda c: setattr(c.model, "d_width", 0.25),
     }
     for name, change in variants.items():
         cfg = tiny(idx_dir, steps=3)
