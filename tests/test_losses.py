@@ -28,6 +28,12 @@ EXPECTED = {
     "hinge": ((0 + 2) / 2 + (1.5 + 0) / 2, -(0.5 - 3) / 2),
     "wgan": ((0.5 - 3) / 2 - (2 - 1) / 2, 1.25),
     "wgan-gp": ((0.5 - 3) / 2 - (2 - 1) / 2, 1.25),
+    # relativistic: pairs (2, 0.5) and (-1, -3); means r̄ = 0.5, f̄ = -1.25
+    "rpgan": ((sp(0.5 - 2) + sp(-3 + 1)) / 2, (sp(2 - 0.5) + sp(-1 + 3)) / 2),
+    "ragan": (
+        (sp(-1.25 - 2) + sp(-1.25 + 1)) / 2 + (sp(0.5 - 0.5) + sp(-3 - 0.5)) / 2,
+        (sp(0.5 - 0.5) + sp(0.5 + 3)) / 2 + (sp(2 + 1.25) + sp(-1 + 1.25)) / 2,
+    ),
 }
 
 
@@ -36,7 +42,8 @@ def test_loss_values_by_hand(name):
     loss = LOSSES.get(name)
     d, g = EXPECTED[name]
     assert loss.d_loss(REAL, FAKE, 1.0).item() == pytest.approx(d, rel=1e-6)
-    assert loss.g_loss(FAKE).item() == pytest.approx(g, rel=1e-6)
+    g_args = (FAKE, REAL) if loss.relativistic else (FAKE,)
+    assert loss.g_loss(*g_args).item() == pytest.approx(g, rel=1e-6)
 
 
 def test_every_registered_loss_has_a_hand_value():

@@ -127,6 +127,12 @@ def test_collapse_watch_rules():
     hinge = health.CollapseWatch("hinge", probabilistic=False)
     hinge.update({**row, "loss_d": 0.0, "step": 0})
     assert "hinge D loss" in hinge.update({**row, "loss_d": 0.0, "step": 500})[0]
+    rp = health.CollapseWatch("rpgan", probabilistic=False)
+    rp.update({**row, "loss_d": 0.005, "step": 0})
+    assert "rpgan D loss 0.0050" in rp.update({**row, "loss_d": 0.005, "step": 500})[0]
+    wgan = health.CollapseWatch("wgan", probabilistic=False)  # its D loss has no floor to watch
+    wgan.update({**row, "loss_d": 0.0, "step": 0})
+    assert wgan.update({**row, "loss_d": 0.0, "step": 500}) == []
 
 
 def test_resume_takes_the_newest_checkpoint_that_loads(idx_dir, tmp_path, capsys):

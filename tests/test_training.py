@@ -1,10 +1,12 @@
 """The training loop: determinism, exact resume, every recipe combination, budgets, stopping."""
 
+import copy
 import json
 
 import pytest
 import torch
 
+from fashiongan import sampling
 from fashiongan.checkpoint import load_checkpoint
 from fashiongan.config import (
     RunConfig,
@@ -17,6 +19,7 @@ from fashiongan.config import (
 from fashiongan.errors import FashionGANError
 from fashiongan.losses import LOSSES
 from fashiongan.models import CONDITIONINGS, MODELS, build_discriminator
+from fashiongan.training import loop
 from fashiongan.training.ema import EMA
 from fashiongan.training.loop import StopFlag, Trainer, train, validate
 from fashiongan.training.monitor import read_metrics
@@ -270,6 +273,28 @@ def test_ema_half_life():
     assert torch.allclose(ema.G_ema.weight, torch.full((2, 2), 0.5))
     ema.update(G, torch.tensor(0.5))  # a graphed step passes β as a tensor: the same update
     assert torch.allclose(ema.G_ema.weight, torch.full((2, 2), 0.75))
+
+
+def test_ema_batchnorm_statistics_follow_the_step(idx_dir, tmp_path, monkeypatch):
+    trainer = Trainer(tiny(idx_dir, steps=3), tmp_path / "r")
+    calls = []
+    recalibrate = sampling.recalibrate_batchnorm
+    monkeypatch.setattr(
+        loop, "recalibrate_batchnorm", lambda *a: calls.append(a) or recalibrate(*a)
+    )
+    G_ema = trainer.ema.G_ema
+    for _ in range(2):
+        trainer.train_step()
+    trainer.sampler()
+    trainer.save()  # the grid and the checkpoint at an epoch's end: one re-estimate between them
+    assert len(calls) == 1
+    trainer.train_step()  # the EMA update copies G's running statistics over G_ema's
+    trainer.sampler()
+    fresh = copy.deepcopy(G_ema)
+    recalibrate(fresh, trainer.data.n_classes, trainer.cfg.model.z_dim)
+    assert len(calls) == 2
+    for ours, theirs in zip(G_ema.buffers(), fresh.buffers()):
+        assert torch.equal(ours, theirs)
 
 
 @pytest.mark.parametrize(

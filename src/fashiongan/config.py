@@ -156,7 +156,7 @@ class TrainConfig:
     adam: str = _f(
         "auto",
         "Adam implementation: foreach (multi-tensor) or fused (one kernel per optimiser); "
-        "auto = fused on CUDA, foreach on CPU",
+        "auto = fused on CUDA and CPU, foreach elsewhere",
         choices=("auto", "foreach", "fused"),
     )
     sync_bn: bool = _f(

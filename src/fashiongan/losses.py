@@ -2,7 +2,9 @@
 
 Each loss is a `GANLoss`: d_loss(real, fake, real_target) and g_loss(fake) return scalar means
 over the batch. `real_target` < 1 is one-sided label smoothing (Salimans et al. 2016) and is
-only meaningful for the losses whose D targets are labels (minimax, ns, lsgan).
+only meaningful for the losses whose D targets are labels (minimax, ns, lsgan). A relativistic
+loss scores fakes against reals, so its G loss needs D's logits on a real batch too:
+g_loss(fake, real).
 """
 
 from collections.abc import Callable
@@ -18,11 +20,12 @@ from fashiongan.registry import Registry
 class GANLoss:
     name: str
     d_loss: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
-    g_loss: Callable[[torch.Tensor], torch.Tensor]
+    g_loss: Callable[..., torch.Tensor]  # (fake), or (fake, real) when relativistic
     probabilistic: bool  # D's output is a logit of P(real): D(x) is logged as sigmoid(logit)
     smoothable: bool  # real_target (label smoothing) applies
     weight_clip: float | None = None  # WGAN: clip D weights to [-c, c] after each D step
     gradient_penalty: bool = False  # WGAN-GP: add λ·(‖∇D(x̂)‖ - 1)² on interpolates
+    relativistic: bool = False  # g_loss also takes D's logits on reals
 
 
 LOSSES: Registry[GANLoss] = Registry("loss")
@@ -70,6 +73,28 @@ def _wasserstein_g(fake: torch.Tensor) -> torch.Tensor:
     return -fake.mean()
 
 
+def _rp_d(real: torch.Tensor, fake: torch.Tensor, real_target: float) -> torch.Tensor:
+    """softplus(f - r) over pairs: D wants each real to score above the fake beside it
+    (Jolicoeur-Martineau 2018, RSGAN; Huang et al. 2024, RpGAN)."""
+    return F.softplus(fake - real).mean()
+
+
+def _rp_g(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """softplus(r - f) over pairs: G wants each fake to score above its real."""
+    return F.softplus(real - fake).mean()
+
+
+def _ra_d(real: torch.Tensor, fake: torch.Tensor, real_target: float) -> torch.Tensor:
+    """softplus(-(r - mean f)) + softplus(f - mean r): each sample against the other side's
+    batch mean (Jolicoeur-Martineau 2018, RaSGAN)."""
+    return F.softplus(fake.mean() - real).mean() + F.softplus(fake - real.mean()).mean()
+
+
+def _ra_g(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """The D loss with the roles of real and fake swapped."""
+    return F.softplus(real.mean() - fake).mean() + F.softplus(real - fake.mean()).mean()
+
+
 LOSSES.register("minimax")(GANLoss("minimax", _bce_d, _minimax_g, True, True))
 LOSSES.register("ns")(GANLoss("ns", _bce_d, _ns_g, True, True))
 LOSSES.register("lsgan")(GANLoss("lsgan", _lsgan_d, _lsgan_g, False, True))
@@ -80,6 +105,9 @@ LOSSES.register("wgan")(
 LOSSES.register("wgan-gp")(
     GANLoss("wgan-gp", _wasserstein_d, _wasserstein_g, False, False, gradient_penalty=True)
 )
+
+LOSSES.register("rpgan")(GANLoss("rpgan", _rp_d, _rp_g, False, False, relativistic=True))
+LOSSES.register("ragan")(GANLoss("ragan", _ra_d, _ra_g, False, False, relativistic=True))
 
 
 def _input_grad_norm_sq(D, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:

@@ -46,6 +46,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+@torch.no_grad()
 def recalibrate_batchnorm(
     G: torch.nn.Module,
     n_classes: int,

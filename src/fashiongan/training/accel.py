@@ -44,7 +44,8 @@ def autocast(precision: str, device: torch.device):
 
 def adam_kind(name: str, device: torch.device) -> str:
     if name == "auto":
-        return "fused" if device.type == "cuda" else "foreach"
+        # CPU too: for the default G, one fused step takes 0.45 ms against 1.7-2.2 foreach
+        return "fused" if device.type in ("cuda", "cpu") else "foreach"
     return name
 
 

@@ -31,6 +31,7 @@ from fashiongan import __version__
 from fashiongan.config import RunConfig, from_dict, to_dict
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_write_bytes
+from fashiongan.losses import LOSSES
 from fashiongan.metrics.evaluate import CAS_PER_CLASS, evaluate
 from fashiongan.metrics.evaluator import Evaluator, load_evaluator
 from fashiongan.reports.plots import plot_fid_curves
@@ -78,7 +79,7 @@ def loss_variants(base: dict, losses: list[str], seeds: list[int]) -> list[Varia
                 d["model"]["d_norm"] = "none"
                 note = "d_norm none (gradient penalty)"
             if (
-                loss in ("hinge", "wgan", "wgan-gp")
+                not LOSSES.get(loss).smoothable
                 and d.get("loss", {}).get("label_smoothing", 1.0) != 1.0
             ):
                 d["loss"]["label_smoothing"] = 1.0

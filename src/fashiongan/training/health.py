@@ -53,7 +53,7 @@ def nan_message(step: int, names: list[str], ckpt_dir) -> str:
 class CollapseWatch:
     """Warns once per stretch when, for COLLAPSE_STEPS steps or more,
       - D wins outright: D(x) > 0.99 and D(G(z)) < 0.01 (losses whose D outputs are
-        probabilities), or a hinge D loss of ~0 (every margin met);
+        probabilities), or a hinge or relativistic D loss of ~0;
       - G's gradient vanishes: |∇G| below VANISHED × its peak so far.
     A stretch that ends after its warning is reported as over."""
 
@@ -66,7 +66,8 @@ class CollapseWatch:
     def _d_wins(self, row: dict) -> bool:
         if self.probabilistic:
             return row["d_real"] > 0.99 and row["d_fake"] < 0.01
-        return self.loss_name == "hinge" and row["loss_d"] < 0.01
+        # hinge: every margin met; relativistic: every real outscores every fake by ~5 logits
+        return self.loss_name in ("hinge", "rpgan", "ragan") and row["loss_d"] < 0.01
 
     def update(self, row: dict) -> list[str]:
         """The warnings this log row starts or ends (usually none)."""
@@ -102,7 +103,7 @@ class CollapseWatch:
             values = (
                 f"D(x) {row['d_real']:.3f}, D(G(z)) {row['d_fake']:.4f}"
                 if self.probabilistic
-                else f"hinge D loss {row['loss_d']:.4f}"
+                else f"{self.loss_name} D loss {row['loss_d']:.4f}"
             )
             return (
                 f"{head} ({values}): G learns little from a saturated D; try --instance-noise "

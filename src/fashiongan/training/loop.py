@@ -339,6 +339,7 @@ class Trainer:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.ema = EMA(self.G, t.ema_kimg, t.ema_rampup) if t.ema_kimg > 0 else None
+        self._ema_calibrated_at: int | None = None  # the step G_ema's BN statistics are from
         if self.ranks.enabled and t.sync_bn:  # after the EMA copy, whose BatchNorm stays local
             global_batchnorm(self.G)
             global_batchnorm(self.D)
@@ -481,6 +482,7 @@ class Trainer:
         }
 
     def _load_state(self, state: dict) -> None:
+        self._ema_calibrated_at = None
         if state.get("data_checksum") not in (None, self.data.checksum):
             raise FashionGANError(
                 "--resume: the training data differ from the run's (checksum mismatch); "
@@ -545,8 +547,7 @@ class Trainer:
         path = ckpt_dir / f"ckpt-{self.step:07d}.pt"
         if not self.ranks.main:  # every rank holds the same state: rank 0 writes it
             return path
-        if self.ema:
-            recalibrate_batchnorm(self.ema.G_ema, self.data.n_classes, self.cfg.model.z_dim)
+        self._calibrate_ema()
         extra = [ckpt_dir / "final.pt"] if final else []
         data = save_checkpoint([path, ckpt_dir / "latest.pt", *extra], self.state_dict())
         if self.cfg.train.on_nan == "rollback":
@@ -555,12 +556,16 @@ class Trainer:
         return path
 
     # --- sampling ----------------------------------------------------------------------
-    def sampler(self) -> LoadedGenerator:
-        if self.ema:
+    def _calibrate_ema(self) -> None:
+        """Re-estimate G_ema's BatchNorm statistics, once per step: each EMA update copies G's
+        statistics over them, and the end of an epoch samples a grid and then saves."""
+        if self.ema and self._ema_calibrated_at != self.step:
             recalibrate_batchnorm(self.ema.G_ema, self.data.n_classes, self.cfg.model.z_dim)
-            G = self.ema.G_ema
-        else:
-            G = self.G
+            self._ema_calibrated_at = self.step
+
+    def sampler(self) -> LoadedGenerator:
+        self._calibrate_ema()
+        G = self.ema.G_ema if self.ema else self.G
         return LoadedGenerator(
             G,
             self.data.class_names,
@@ -750,6 +755,10 @@ class Trainer:
         self.D.requires_grad_(False)  # G's step needs ∂D/∂x only, not D's weight gradients
         # reusing: one update on the D update's fakes (still attached to G's graph) and labels
         g_draws = [(None, y)] if self.reuse_fakes else list(zip(z_g, y_g))
+        real_logits_g = None
+        if loss.relativistic:  # G's fakes are scored against the last real batch, under D now
+            with torch.no_grad(), amp:
+                real_logits_g = D_frozen(self._noisy(x, std), y).float()
         for z, y in g_draws:
             with amp:
                 if z is not None:
@@ -761,7 +770,10 @@ class Trainer:
                     aux_g = F.cross_entropy(fake_classes.float(), y)
                 else:
                     fake_logits_g = D_frozen(self._noisy(fake_g, std), y)
-            g_loss = loss.g_loss(fake_logits_g.float())
+            if loss.relativistic:
+                g_loss = loss.g_loss(fake_logits_g.float(), real_logits_g)
+            else:
+                g_loss = loss.g_loss(fake_logits_g.float())
             self.opt_G.zero_grad(set_to_none=True)
             (g_loss + aux * aux_g).backward()
             grad_g = grad_norm(self.G.parameters(), clip)
