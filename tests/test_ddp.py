@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from fashiongan.checkpoint import load_checkpoint
+from fashiongan.losses import LOSSES
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +49,16 @@ def tensors(path):
     return out
 
 
-def test_two_processes_train_as_one_and_write_once(real_data, tmp_path):
+@pytest.mark.parametrize("loss", ["ns", "ragan"])
+def test_two_processes_train_as_one_and_write_once(real_data, tmp_path, loss):
     # At the default rates (4e-3 / 2e-3, Adam β1 = 0) the all-reduce's different rounding grows
     # chaotically: measured 5e-4 relative at step 3, up to 22% by step 11. At 1e-4 the runs stay
     # together (losses within 5e-6 over the 12 steps, gradient norms within 2e-3), so the test
-    # can hold them to that and catch a mis-sharded batch or an unaveraged gradient.
-    slow = ("--steps", str(STEPS), "--lr-g", "1e-4", "--lr-d", "1e-4")
+    # can hold them to that and catch a mis-sharded batch or an unaveraged gradient. ragan's
+    # batch means must be the global batch's, not each rank's. Its D(x) and D(G(z)) are raw
+    # logits near 0, so they are held to an absolute 1e-3 (a first Adam step moves each weight
+    # by ±lr, and rounding flips the sign of the near-zero gradients).
+    slow = ("--steps", str(STEPS), "--lr-g", "1e-4", "--lr-d", "1e-4", "--loss", loss)
     run(real_data, tmp_path / "one", *slow, "--threads", "1", procs=1)
     out = tmp_path / "two"
     proc = run(real_data, out, *slow, "--sync-bn")
@@ -63,8 +68,11 @@ def test_two_processes_train_as_one_and_write_once(real_data, tmp_path):
     assert [r["step"] for r in two] == list(range(1, STEPS + 1))  # one writer
     assert two[-1]["kimg"] == pytest.approx(STEPS * 64 / 1000)  # --batch-size is global
     for a, b in zip(one, two):
-        for key in ("loss_d", "loss_g", "d_real", "d_fake"):
+        for key in ("loss_d", "loss_g"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), (a["step"], key)
+        for key in ("d_real", "d_fake"):
+            tol = dict(rel=1e-4, abs=1e-6) if loss == "ns" else dict(abs=1e-3)
+            assert b[key] == pytest.approx(a[key], **tol), (a["step"], key)
         for key in ("grad_norm_d", "grad_norm_g"):
             assert b[key] == pytest.approx(a[key], rel=2e-2), (a["step"], key)
     png = tmp_path / "g.png"
@@ -102,3 +110,49 @@ def test_ddp_refusals_are_one_line_errors(real_data, tmp_path):
     # each rank says it in one line; torchrun then adds its own report of the failed workers
     assert "fashiongan train: error: --batch-size 63" in proc.stderr
     assert "fashiongan/training" not in proc.stderr  # no traceback from our code
+
+
+RAGAN_SHARDS = """
+import sys, torch, torch.distributed as dist
+from fashiongan.losses import LOSSES
+from fashiongan.training.distributed import global_mean, setup
+ranks = setup("cpu")
+real, fake = torch.load(sys.argv[1]).chunk(2, dim=1)  # 8 × 1 each: column 0 real, 1 fake
+rows = slice(4 * ranks.rank, 4 * ranks.rank + 4)
+real, fake = real[rows, 0].requires_grad_(), fake[rows, 0].requires_grad_()
+ragan = LOSSES.get("ragan")
+loss = ragan.d_loss(real, fake, 1.0, batch_mean=lambda t: global_mean(t, ranks))
+loss.backward()
+grads = torch.cat([real.grad, fake.grad]) / ranks.world  # DDP averages the ranks' gradients
+parts = [torch.zeros_like(grads) for _ in range(ranks.world)]
+dist.all_gather(parts, grads)
+losses = [torch.zeros(1) for _ in range(ranks.world)]
+dist.all_gather(losses, loss.detach().reshape(1))
+if ranks.main:
+    torch.save({"grads": parts, "loss": torch.cat(losses).mean()}, sys.argv[2])
+dist.destroy_process_group()
+"""
+
+
+def test_ragan_means_span_the_global_batch(tmp_path):
+    """RaGAN scores each sample against the other side's batch mean: under torchrun that is the
+    mean over every rank's rows, and its gradient reaches every rank, so 2 ranks of 4 compute
+    the loss and gradients one process computes on all 8."""
+    logits = torch.randn(8, 2, generator=torch.Generator().manual_seed(0)) * 3
+    torch.save(logits, tmp_path / "logits.pt")
+    (tmp_path / "shards.py").write_text(RAGAN_SHARDS)
+    files = [str(tmp_path / name) for name in ("shards.py", "logits.pt", "out.pt")]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           *files]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = torch.load(tmp_path / "out.pt")
+    real, fake = logits[:, 0].clone().requires_grad_(), logits[:, 1].clone().requires_grad_()
+    whole = LOSSES.get("ragan").d_loss(real, fake, 1.0)
+    whole.backward()
+    assert out["loss"].item() == pytest.approx(whole.item(), rel=1e-6)
+    for rank, grads in enumerate(out["grads"]):
+        rows = slice(4 * rank, 4 * rank + 4)
+        assert torch.allclose(grads[:4], real.grad[rows], atol=1e-7), rank
+        assert torch.allclose(grads[4:], fake.grad[rows], atol=1e-7), rank

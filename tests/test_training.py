@@ -396,6 +396,7 @@ def test_reproduction_presets_keep_their_classic_sizes():
         m = from_dict(load_preset(name)).model
         assert m.d_width == {"default": 0.5, "small": 0.375}.get(name, 0.0), name
     assert from_dict(load_preset("default")) == RunConfig()
+    assert RunConfig().loss.loss == "ragan" and from_dict(load_preset("small")).loss.loss == "ns"
 
 
 @pytest.mark.parametrize("preset", preset_names())

@@ -314,7 +314,7 @@ def _compare_parser(sub) -> None:
     p.add_argument(
         "--losses",
         type=_names,
-        help="comma-separated losses (default: ns,minimax,lsgan,hinge,wgan-gp)",
+        help="comma-separated losses (default: ragan,ns,minimax,lsgan,hinge,wgan-gp)",
     )
     p.add_argument("--presets", type=_names, help="comma-separated presets instead of losses")
     p.add_argument("--preset", help="base recipe for --losses (default: the default settings)")

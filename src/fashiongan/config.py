@@ -58,7 +58,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    loss: str = _f("ns", "adversarial loss", registry="losses")
+    loss: str = _f("ragan", "adversarial loss", registry="losses")
     label_smoothing: float = _f(
         1.0, "target for real images in D's loss, e.g. 0.9 (one-sided label smoothing; 1.0 = off)"
     )

@@ -4,7 +4,8 @@ Each loss is a `GANLoss`: d_loss(real, fake, real_target) and g_loss(fake) retur
 over the batch. `real_target` < 1 is one-sided label smoothing (Salimans et al. 2016) and is
 only meaningful for the losses whose D targets are labels (minimax, ns, lsgan). A relativistic
 loss scores fakes against reals, so its G loss needs D's logits on a real batch too:
-g_loss(fake, real).
+g_loss(fake, real); both of its losses take `batch_mean`, the mean over the whole batch (over
+every rank's rows under torchrun; torch.mean in one process).
 """
 
 from collections.abc import Callable
@@ -73,26 +74,28 @@ def _wasserstein_g(fake: torch.Tensor) -> torch.Tensor:
     return -fake.mean()
 
 
-def _rp_d(real: torch.Tensor, fake: torch.Tensor, real_target: float) -> torch.Tensor:
+def _rp_d(real: torch.Tensor, fake: torch.Tensor, real_target: float, **_) -> torch.Tensor:
     """softplus(f - r) over pairs: D wants each real to score above the fake beside it
     (Jolicoeur-Martineau 2018, RSGAN; Huang et al. 2024, RpGAN)."""
     return F.softplus(fake - real).mean()
 
 
-def _rp_g(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+def _rp_g(fake: torch.Tensor, real: torch.Tensor, **_) -> torch.Tensor:
     """softplus(r - f) over pairs: G wants each fake to score above its real."""
     return F.softplus(real - fake).mean()
 
 
-def _ra_d(real: torch.Tensor, fake: torch.Tensor, real_target: float) -> torch.Tensor:
+def _ra_d(
+    real: torch.Tensor, fake: torch.Tensor, real_target: float, batch_mean=torch.mean
+) -> torch.Tensor:
     """softplus(-(r - mean f)) + softplus(f - mean r): each sample against the other side's
     batch mean (Jolicoeur-Martineau 2018, RaSGAN)."""
-    return F.softplus(fake.mean() - real).mean() + F.softplus(fake - real.mean()).mean()
+    return F.softplus(batch_mean(fake) - real).mean() + F.softplus(fake - batch_mean(real)).mean()
 
 
-def _ra_g(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+def _ra_g(fake: torch.Tensor, real: torch.Tensor, batch_mean=torch.mean) -> torch.Tensor:
     """The D loss with the roles of real and fake swapped."""
-    return F.softplus(real.mean() - fake).mean() + F.softplus(real - fake.mean()).mean()
+    return F.softplus(batch_mean(real) - fake).mean() + F.softplus(real - batch_mean(fake)).mean()
 
 
 LOSSES.register("minimax")(GANLoss("minimax", _bce_d, _minimax_g, True, True))

@@ -39,7 +39,7 @@ from fashiongan.sampling import class_seed_grid, load_generator, save_png
 from fashiongan.training.loop import pick_device, validate
 from fashiongan.training.monitor import read_metrics
 
-DEFAULT_LOSSES = ("ns", "minimax", "lsgan", "hinge", "wgan-gp")
+DEFAULT_LOSSES = ("ragan", "ns", "minimax", "lsgan", "hinge", "wgan-gp")
 TABLE_KEYS = ("fid", "kid", "is", "precision", "recall", "label_accuracy", "cas")
 
 

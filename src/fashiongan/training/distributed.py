@@ -80,6 +80,14 @@ def mean_(t: torch.Tensor, ranks: Ranks) -> torch.Tensor:
     return t
 
 
+def global_mean(t: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+    """The mean of t over the global batch (every rank's rows), differentiable: what the mean
+    of one process's whole batch would be. Each rank holds as many rows."""
+    if not ranks.enabled:
+        return t.mean()
+    return dist_fn.all_reduce(t.sum().reshape(1))[0] / (t.numel() * ranks.world)
+
+
 def agree_any(flags: list[bool], ranks: Ranks, device: torch.device) -> list[bool]:
     """Each flag true on every rank if it is true on any rank (a stop request, say)."""
     if not ranks.enabled:

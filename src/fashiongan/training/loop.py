@@ -64,6 +64,7 @@ from fashiongan.training.distributed import (
     agree_any,
     earliest,
     global_batchnorm,
+    global_mean,
     mean_,
     setup,
 )
@@ -698,6 +699,9 @@ class Trainer:
         y_g = [next(it) for _ in range(self.g_draws)]
         self._maths(real, z_d, z_g, y_g, r1_now, self._step_t, self._beta_t)
 
+    def _batch_mean(self, t: torch.Tensor) -> torch.Tensor:
+        return global_mean(t, self.ranks)
+
     def _maths(self, real, z_d, z_g, y_g, r1_now, step, beta) -> int:
         """d_steps D updates then g_steps G updates and the EMA, adding the step's statistics
         into self.stats. `step` and `beta` are numbers, or device tensors in a graphed step. Returns
@@ -728,7 +732,10 @@ class Trainer:
                     real_logits = D(self._noisy(x, std), y)
                 fake_logits = D(self._noisy(fake, std), y)
             real_logits, fake_logits = real_logits.float(), fake_logits.float()
-            d_loss = loss.d_loss(real_logits, fake_logits, cfg.loss.label_smoothing)
+            if loss.relativistic:
+                d_loss = loss.d_loss(real_logits, fake_logits, 1.0, batch_mean=self._batch_mean)
+            else:
+                d_loss = loss.d_loss(real_logits, fake_logits, cfg.loss.label_smoothing)
             penalty = torch.zeros((), device=dev)
             # the penalties run in float32: their double backward is the fragile part
             if loss.gradient_penalty:
@@ -771,7 +778,9 @@ class Trainer:
                 else:
                     fake_logits_g = D_frozen(self._noisy(fake_g, std), y)
             if loss.relativistic:
-                g_loss = loss.g_loss(fake_logits_g.float(), real_logits_g)
+                g_loss = loss.g_loss(
+                    fake_logits_g.float(), real_logits_g, batch_mean=self._batch_mean
+                )
             else:
                 g_loss = loss.g_loss(fake_logits_g.float())
             self.opt_G.zero_grad(set_to_none=True)
