@@ -46,7 +46,6 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-@torch.no_grad()
 def recalibrate_batchnorm(
     G: torch.nn.Module,
     n_classes: int,

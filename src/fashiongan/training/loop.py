@@ -715,6 +715,8 @@ class Trainer:
         skip_bad = cfg.train.on_nan == "skip"
         skipped = 0
         amp = autocast(self.precision, dev)
+        # relativistic losses compare with batch means: the global batch's under torchrun
+        relative = {"batch_mean": self._batch_mean} if loss.relativistic else {}
 
         self.D.requires_grad_(True)
         for d_step, ((x, y), z) in enumerate(zip(real, z_d)):
@@ -732,10 +734,7 @@ class Trainer:
                     real_logits = D(self._noisy(x, std), y)
                 fake_logits = D(self._noisy(fake, std), y)
             real_logits, fake_logits = real_logits.float(), fake_logits.float()
-            if loss.relativistic:
-                d_loss = loss.d_loss(real_logits, fake_logits, 1.0, batch_mean=self._batch_mean)
-            else:
-                d_loss = loss.d_loss(real_logits, fake_logits, cfg.loss.label_smoothing)
+            d_loss = loss.d_loss(real_logits, fake_logits, cfg.loss.label_smoothing, **relative)
             penalty = torch.zeros((), device=dev)
             # the penalties run in float32: their double backward is the fragile part
             if loss.gradient_penalty:
@@ -778,9 +777,7 @@ class Trainer:
                 else:
                     fake_logits_g = D_frozen(self._noisy(fake_g, std), y)
             if loss.relativistic:
-                g_loss = loss.g_loss(
-                    fake_logits_g.float(), real_logits_g, batch_mean=self._batch_mean
-                )
+                g_loss = loss.g_loss(fake_logits_g.float(), real_logits_g, **relative)
             else:
                 g_loss = loss.g_loss(fake_logits_g.float())
             self.opt_G.zero_grad(set_to_none=True)
