@@ -20,11 +20,11 @@ def poison_g_loss(trainer: Trainer, at_steps: set[int], times: int = 1000) -> li
     the steps poisoned, in order (a rollback replays a step)."""
     loss, hits = trainer.loss, []
 
-    def g_loss(fake_logits):
+    def g_loss(*logits, **kwargs):  # (fake) or, for a relativistic loss, (fake, real)
         if trainer.step + 1 in at_steps and len(hits) < times:
             hits.append(trainer.step + 1)
-            return loss.g_loss(fake_logits) * float("nan")
-        return loss.g_loss(fake_logits)
+            return loss.g_loss(*logits, **kwargs) * float("nan")
+        return loss.g_loss(*logits, **kwargs)
 
     trainer.loss = dataclasses.replace(loss, g_loss=g_loss)
     return hits

@@ -261,7 +261,7 @@ def test_resume_through_cli(runs, tmp_path, capsys):
     one_line_error(
         capsys,
         ["train", "--resume", str(run), "--steps", "8", "--loss", "hinge"],
-        "loss.loss: 'ns' in the run, 'hinge' now",
+        "loss.loss: 'ragan' in the run, 'hinge' now",
         "--override",
     )
 
