@@ -9,6 +9,7 @@ import torch
 
 from fashiongan.checkpoint import load_checkpoint, numbered_checkpoints
 from fashiongan.errors import FashionGANError
+from fashiongan.losses import LOSSES
 from fashiongan.training import health
 from fashiongan.training.loop import Trainer, train
 from fashiongan.training.monitor import read_metrics
@@ -112,7 +113,7 @@ def test_collapse_signs_are_warned_with_their_step(idx_dir, tmp_path, monkeypatc
 
 
 def test_collapse_watch_rules():
-    watch = health.CollapseWatch("ns", probabilistic=True)
+    watch = health.CollapseWatch(LOSSES.get("ns"))
     row = dict(d_real=0.5, d_fake=0.5, loss_d=1.3, grad_norm_g=1.0)
     assert watch.update({**row, "step": 0}) == []
     saturated = {**row, "d_real": 0.995, "d_fake": 0.001}
@@ -124,13 +125,13 @@ def test_collapse_watch_rules():
     vanished = {**row, "grad_norm_g": 1e-4}
     assert watch.update({**vanished, "step": 3000}) == []
     assert "G's gradient has vanished" in watch.update({**vanished, "step": 3500})[0]
-    hinge = health.CollapseWatch("hinge", probabilistic=False)
+    hinge = health.CollapseWatch(LOSSES.get("hinge"))
     hinge.update({**row, "loss_d": 0.0, "step": 0})
     assert "hinge D loss" in hinge.update({**row, "loss_d": 0.0, "step": 500})[0]
-    rp = health.CollapseWatch("rpgan", probabilistic=False)
+    rp = health.CollapseWatch(LOSSES.get("rpgan"))
     rp.update({**row, "loss_d": 0.005, "step": 0})
     assert "rpgan D loss 0.0050" in rp.update({**row, "loss_d": 0.005, "step": 500})[0]
-    wgan = health.CollapseWatch("wgan", probabilistic=False)  # its D loss has no floor to watch
+    wgan = health.CollapseWatch(LOSSES.get("wgan"))  # its D loss has no floor to watch
     wgan.update({**row, "loss_d": 0.0, "step": 0})
     assert wgan.update({**row, "loss_d": 0.0, "step": 500}) == []
 

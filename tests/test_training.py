@@ -366,6 +366,7 @@ def test_broken_weights_never_replace_a_good_checkpoint(idx_dir, tmp_path):
             lambda c: (setattr(c.loss, "loss", "hinge"), setattr(c.loss, "label_smoothing", 0.9)),
             "applies to minimax, ns and lsgan",
         ),
+        (lambda c: setattr(c.loss, "label_smoothing", 0.9), "ns and lsgan, not --loss ragan"),
         (
             lambda c: (setattr(c.loss, "loss", "wgan-gp"), setattr(c.model, "d_norm", "batch")),
             "per-sample critic",

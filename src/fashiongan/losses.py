@@ -27,6 +27,7 @@ class GANLoss:
     weight_clip: float | None = None  # WGAN: clip D weights to [-c, c] after each D step
     gradient_penalty: bool = False  # WGAN-GP: add λ·(‖∇D(x̂)‖ - 1)² on interpolates
     relativistic: bool = False  # g_loss also takes D's logits on reals
+    zero_when_d_wins: bool = False  # D's loss reaches ~0 only when D separates every pair
 
 
 LOSSES: Registry[GANLoss] = Registry("loss")
@@ -101,7 +102,9 @@ def _ra_g(fake: torch.Tensor, real: torch.Tensor, batch_mean=torch.mean) -> torc
 LOSSES.register("minimax")(GANLoss("minimax", _bce_d, _minimax_g, True, True))
 LOSSES.register("ns")(GANLoss("ns", _bce_d, _ns_g, True, True))
 LOSSES.register("lsgan")(GANLoss("lsgan", _lsgan_d, _lsgan_g, False, True))
-LOSSES.register("hinge")(GANLoss("hinge", _hinge_d, _wasserstein_g, False, False))
+LOSSES.register("hinge")(
+    GANLoss("hinge", _hinge_d, _wasserstein_g, False, False, zero_when_d_wins=True)
+)
 LOSSES.register("wgan")(
     GANLoss("wgan", _wasserstein_d, _wasserstein_g, False, False, weight_clip=0.01)
 )
@@ -109,8 +112,10 @@ LOSSES.register("wgan-gp")(
     GANLoss("wgan-gp", _wasserstein_d, _wasserstein_g, False, False, gradient_penalty=True)
 )
 
-LOSSES.register("rpgan")(GANLoss("rpgan", _rp_d, _rp_g, False, False, relativistic=True))
-LOSSES.register("ragan")(GANLoss("ragan", _ra_d, _ra_g, False, False, relativistic=True))
+for _name, _d, _g in (("rpgan", _rp_d, _rp_g), ("ragan", _ra_d, _ra_g)):
+    LOSSES.register(_name)(
+        GANLoss(_name, _d, _g, False, False, relativistic=True, zero_when_d_wins=True)
+    )
 
 
 def _input_grad_norm_sq(D, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:

@@ -4,6 +4,8 @@ vanishing). Both are read at log ticks only, so the hot loop never waits on the 
 
 import torch
 
+from fashiongan.losses import GANLoss
+
 # quantities checked every step; a NaN/Inf in a penalty or the auxiliary loss reaches grad_norm_*
 WATCHED = ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g")
 # how long a collapse sign must last before it is reported
@@ -57,8 +59,9 @@ class CollapseWatch:
       - G's gradient vanishes: |∇G| below VANISHED × its peak so far.
     A stretch that ends after its warning is reported as over."""
 
-    def __init__(self, loss_name: str, probabilistic: bool):
-        self.loss_name, self.probabilistic = loss_name, probabilistic
+    def __init__(self, loss: GANLoss):
+        self.loss_name, self.probabilistic = loss.name, loss.probabilistic
+        self.zero_when_d_wins = loss.zero_when_d_wins
         self.since: dict[str, int | None] = {"d_wins": None, "g_vanishes": None}
         self.warned: dict[str, bool] = {"d_wins": False, "g_vanishes": False}
         self.peak_grad_g = 0.0
@@ -67,7 +70,7 @@ class CollapseWatch:
         if self.probabilistic:
             return row["d_real"] > 0.99 and row["d_fake"] < 0.01
         # hinge: every margin met; relativistic: every real outscores every fake by ~5 logits
-        return self.loss_name in ("hinge", "rpgan", "ragan") and row["loss_d"] < 0.01
+        return self.zero_when_d_wins and row["loss_d"] < 0.01
 
     def update(self, row: dict) -> list[str]:
         """The warnings this log row starts or ends (usually none)."""

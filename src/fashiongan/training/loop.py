@@ -393,7 +393,7 @@ class Trainer:
         self._skipped_in_a_row = 0  # steps
         self.nonfinite = NonFinite(self.device)
         self.stats = torch.zeros(len(STAT_KEYS), device=self.device)  # sums since the last tick
-        self.collapse = CollapseWatch(cfg.loss.loss, self.loss.probabilistic)
+        self.collapse = CollapseWatch(self.loss)
         self._last_good: bytes | None = None  # --on-nan rollback: the last checkpoint's bytes
         if resume_state is not None:
             self._load_state(resume_state)
