@@ -306,6 +306,7 @@ def test_user_errors_are_one_line(runs, tmp_path, capsys):
             ["train", "--label-smoothing", "0.9", "--loss", "hinge"],
             ["applies to minimax, ns and lsgan"],
         ),
+        (["train", "--r2", "-0.1"], ["--r2 must not be negative"]),
     ]
     for argv, fragments in cases:
         one_line_error(capsys, argv, *fragments)

@@ -17,11 +17,11 @@ from fashiongan.config import (
     saved_run_config,
 )
 from fashiongan.errors import FashionGANError
-from fashiongan.losses import LOSSES
+from fashiongan.losses import LOSSES, r1_penalty
 from fashiongan.models import CONDITIONINGS, MODELS, build_discriminator
 from fashiongan.training import loop
 from fashiongan.training.ema import EMA
-from fashiongan.training.loop import StopFlag, Trainer, train, validate
+from fashiongan.training.loop import STAT_KEYS, StopFlag, Trainer, train, validate
 from fashiongan.training.monitor import read_metrics
 
 
@@ -168,6 +168,7 @@ def test_stabilisers_change_training(idx_dir, tmp_path):
         "noise": lambda c: setattr(c.train, "instance_noise", 0.2),
         "r1": lambda c: setattr(c.loss, "r1", 1.0),
         "lazy r1": lambda c: (setattr(c.loss, "r1", 1.0), setattr(c.loss, "r1_every", 2)),
+        "r2": lambda c: setattr(c.loss, "r2", 1.0),
         "clip": lambda c: setattr(c.train, "grad_clip", 0.01),
         "sn": lambda c: setattr(c.model, "spectral_norm", True),
         "steps": lambda c: setattr(c.train, "d_steps", 2),
@@ -474,17 +475,38 @@ def test_learning_rates_decay_over_the_second_half_of_the_budget(idx_dir, tmp_pa
     )
 
 
-def test_lazy_r1_applies_every_nth_step_at_n_times_the_weight(idx_dir, tmp_path):
-    cfg = tiny(idx_dir, steps=7)
-    cfg.loss.r1, cfg.loss.r1_every, cfg.log.log_every = 1.0, 3, 1
-    train(cfg, tmp_path / "lazy")
+@pytest.mark.parametrize("penalty", ["r1", "r2"])
+def test_lazy_penalty_applies_every_nth_step_at_n_times_the_weight(idx_dir, tmp_path, penalty):
+    def config(steps, every):
+        cfg = tiny(idx_dir, steps=steps)
+        cfg.loss.r1 = cfg.loss.r2 = 0.0
+        setattr(cfg.loss, penalty, 1.0)
+        cfg.loss.r1_every, cfg.log.log_every = every, 1
+        return cfg
+
+    train(config(7, 3), tmp_path / "lazy")
     rows = [r for r in read_metrics(tmp_path / "lazy" / "metrics.jsonl") if "penalty" in r]
     assert [r["step"] for r in rows if r["penalty"] > 0] == [1, 4, 7]
-    eager = tiny(idx_dir, steps=1)
-    eager.loss.r1, eager.loss.r1_every, eager.log.log_every = 1.0, 1, 1
-    train(eager, tmp_path / "eager")
+    train(config(1, 1), tmp_path / "eager")
     first = read_metrics(tmp_path / "eager" / "metrics.jsonl")[0]["penalty"]
     assert rows[0]["penalty"] == pytest.approx(3 * first, rel=1e-5)  # same first step, ×3
+
+
+def test_r2_is_r1_taken_on_the_fakes(idx_dir, tmp_path):
+    """The first step's R2 is the R1 of D on the same step's (detached) fakes: swap the real
+    batch for those fakes and R1 reads what R2 read."""
+    cfg = tiny(idx_dir, steps=1)
+    cfg.loss.r1, cfg.loss.r2, cfg.log.log_every = 0.0, 1.0, 1
+    trainer = Trainer(cfg, tmp_path / "r2")
+    real, z_d, z_g, y_g = trainer._draw()
+    fakes = [trainer.G_step(z, y).detach() for z, (_, y) in zip(z_d, real)]
+    D_before = {k: v.clone() for k, v in trainer.D.state_dict().items()}
+    trainer._maths(real, z_d, z_g, y_g, True, 1, 0.0)
+    r2 = trainer.stats[STAT_KEYS.index("penalty")].item()
+    trainer.D.load_state_dict(D_before)
+    x, y = real[0]
+    expected = 0.5 * cfg.loss.r1_every * r1_penalty(trainer.D, fakes[0], y).item()
+    assert r2 > 0 and r2 == pytest.approx(expected, rel=1e-4)
 
 
 def test_runs_from_before_lazy_r1_keep_r1_every_step(idx_dir, tmp_path):

@@ -64,9 +64,15 @@ class LossConfig:
     )
     gp_weight: float = _f(10.0, "λ of the WGAN-GP gradient penalty (--loss wgan-gp)")
     r1: float = _f(0.1, "γ of the R1 penalty γ/2·‖∇D(x)‖² on real images (0 = off)")
+    r2: float = _f(
+        0.0,
+        "γ of the R2 penalty γ/2·‖∇D(G(z))‖² on generated images, on R1's lazy steps; with R1 "
+        "it keeps D smooth around both distributions (Roth et al. 2017; R3GAN, Huang et al. "
+        "2024) (0 = off)",
+    )
     r1_every: int = _f(
         16,
-        "lazy R1: apply it every N iterations, weighted ×N, so it costs 1/N as much "
+        "lazy R1 and R2: apply them every N iterations, weighted ×N, so they cost 1/N as much "
         "(Karras et al. 2020 use 16)",
     )
     weight_clip: float = _f(0.01, "clip D's weights to ±c after each D step (--loss wgan)")

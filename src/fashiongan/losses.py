@@ -146,3 +146,9 @@ def gradient_penalty(
 def r1_penalty(D, real: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
     """mean ‖∇D(x)‖² on real data (Mescheder et al. 2018). Multiply by γ/2 outside."""
     return _input_grad_norm_sq(D, real, y).mean()
+
+
+def r2_penalty(D, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """mean ‖∇D(x̃)‖² on generated data, detached from G (Mescheder et al. 2018's R2). Multiply
+    by γ/2 outside."""
+    return _input_grad_norm_sq(D, fake.detach(), y).mean()

@@ -14,7 +14,7 @@ import torch
 
 from fashiongan.errors import FashionGANError
 
-# eager steps of each kind (with and without lazy R1) run before that kind is recorded:
+# eager steps of each kind (with and without the lazy penalties) run before that kind is recorded:
 # cuDNN, cuBLAS and the optimiser's state are set up on a side stream, as CUDA graphs require
 GRAPH_WARMUP = 2
 
@@ -103,9 +103,9 @@ def set_lr(opt: torch.optim.Optimizer, value: float) -> None:
 
 class StepGraph:
     """Replays a training step recorded as CUDA graphs, one per kind of step (`key`, e.g. with
-    or without lazy R1). `maths(inputs, key)` is the step on fixed input tensors; it must draw no
-    random numbers and make no host syncs. `reset()` after anything replaces optimiser state
-    (a resume or rollback): the next steps warm up and record afresh."""
+    or without the lazy R1/R2 penalties). `maths(inputs, key)` is the step on fixed input
+    tensors; it must draw no random numbers and make no host syncs. `reset()` after anything
+    replaces optimiser state (a resume or rollback): the next steps warm up and record afresh."""
 
     def __init__(self, maths: Callable, optimisers: list[torch.optim.Optimizer]):
         self.maths = maths

@@ -39,7 +39,7 @@ from fashiongan.config import (
 from fashiongan.data.datasets import Batcher, ImageDataset, default_cache_dir, load_dataset
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_write_bytes
-from fashiongan.losses import LOSSES, GANLoss, gradient_penalty, r1_penalty
+from fashiongan.losses import LOSSES, GANLoss, gradient_penalty, r1_penalty, r2_penalty
 from fashiongan.models import MODELS, build_discriminator, build_generator, count_params
 from fashiongan.reports.plots import plot_evaluation, plot_training
 from fashiongan.sampling import (
@@ -142,7 +142,10 @@ def validate(cfg: RunConfig) -> None:
             "--loss wgan-gp with --d-norm batch: the gradient penalty needs per-sample critic "
             "outputs; use --d-norm none",
         ),
-        (lo.gp_weight >= 0 and lo.r1 >= 0, "--gp-weight and --r1 must not be negative"),
+        (
+            min(lo.gp_weight, lo.r1, lo.r2) >= 0,
+            "--gp-weight, --r1 and --r2 must not be negative",
+        ),
         (lo.r1_every >= 1, f"--r1-every {lo.r1_every}: must be at least 1"),
         (aux_weight(cfg) >= 0, f"--aux-weight {lo.aux_weight}: must not be negative"),
         (
@@ -657,16 +660,16 @@ class Trainer:
             self._set_learning_rates()
         B, d_steps = cfg.train.batch_size, cfg.train.d_steps
         real, z_d, z_g, y_g = self._draw()
-        r1_now = cfg.loss.r1 > 0 and self.step % cfg.loss.r1_every == 0
+        lazy_now = max(cfg.loss.r1, cfg.loss.r2) > 0 and self.step % cfg.loss.r1_every == 0
         step, nimg = self.step + 1, self.nimg + B * d_steps  # the counts after this step
         beta = self.ema.beta(B, nimg) if self.ema else 0.0
         if self.graph is not None:
             self._step_t.fill_(step)
             self._beta_t.fill_(beta)
-            self.graph([t for pair in real for t in pair] + z_d + z_g + y_g, r1_now)
+            self.graph([t for pair in real for t in pair] + z_d + z_g + y_g, lazy_now)
             skipped = 0
         else:
-            skipped = self._maths(real, z_d, z_g, y_g, r1_now, step, beta)
+            skipped = self._maths(real, z_d, z_g, y_g, lazy_now, step, beta)
         self.step, self.nimg = step, nimg
         if cfg.train.on_nan == "skip":
             self.skipped += skipped
@@ -689,7 +692,7 @@ class Trainer:
         ]
         return real, z_d, z_g, y_g
 
-    def _graph_maths(self, inputs: list[torch.Tensor], r1_now: bool) -> None:
+    def _graph_maths(self, inputs: list[torch.Tensor], lazy_now: bool) -> None:
         """The step on StepGraph's fixed inputs, laid out as train_step flattens them."""
         t = self.cfg.train
         it = iter(inputs)
@@ -697,12 +700,12 @@ class Trainer:
         z_d = [next(it) for _ in range(t.d_steps)]
         z_g = [next(it) for _ in range(self.g_draws)]
         y_g = [next(it) for _ in range(self.g_draws)]
-        self._maths(real, z_d, z_g, y_g, r1_now, self._step_t, self._beta_t)
+        self._maths(real, z_d, z_g, y_g, lazy_now, self._step_t, self._beta_t)
 
     def _batch_mean(self, t: torch.Tensor) -> torch.Tensor:
         return global_mean(t, self.ranks)
 
-    def _maths(self, real, z_d, z_g, y_g, r1_now, step, beta) -> int:
+    def _maths(self, real, z_d, z_g, y_g, lazy_now, step, beta) -> int:
         """d_steps D updates then g_steps G updates and the EMA, adding the step's statistics
         into self.stats. `step` and `beta` are numbers, or device tensors in a graphed step. Returns
         the updates skipped (--on-nan skip, which syncs with the device)."""
@@ -743,9 +746,13 @@ class Trainer:
                 penalty = penalty + cfg.loss.gp_weight * gradient_penalty(
                     self.D, x, fake.float(), y, eps=eps[self.ranks.shard(B)]
                 )
-            if r1_now and d_step == 0:
-                gamma = cfg.loss.r1 * cfg.loss.r1_every  # lazy: N× the weight, 1/N as often
-                penalty = penalty + 0.5 * gamma * r1_penalty(self.D, x, y)
+            if lazy_now and d_step == 0:  # lazy: N× the weight, 1/N as often
+                if cfg.loss.r1 > 0:
+                    gamma = cfg.loss.r1 * cfg.loss.r1_every
+                    penalty = penalty + 0.5 * gamma * r1_penalty(self.D, x, y)
+                if cfg.loss.r2 > 0:
+                    gamma = cfg.loss.r2 * cfg.loss.r1_every
+                    penalty = penalty + 0.5 * gamma * r2_penalty(self.D, fake.float(), y)
             self.opt_D.zero_grad(set_to_none=True)
             (d_loss + penalty + aux * aux_d).backward()
             grad_d = grad_norm(self.D.parameters(), clip)
@@ -996,6 +1003,8 @@ class Trainer:
         return (
             f"fashiongan {__version__} | {c.model.model} cond={c.model.cond} loss={c.loss.loss} "
             + (f"+ aux classifier ×{aux_weight(c):g} " if aux_weight(c) else "")
+            + "".join(f"+ {n} γ {g:g} " for n, g in (("R1", c.loss.r1), ("R2", c.loss.r2)) if g)
+            + (f"every {c.loss.r1_every} steps " if max(c.loss.r1, c.loss.r2) > 0 else "")
             + f"| lr G {c.train.lr_g:g} D {c.train.lr_d:g} β {tuple(c.train.betas)} "
             f"batch {c.train.batch_size} "
             f"| G {count_params(self.G) / 1e6:.2f}M D {count_params(self.D) / 1e6:.2f}M params "
