@@ -399,6 +399,12 @@ def test_validation(change, message):
 def test_reproduction_presets_keep_their_classic_sizes():
     assert from_dict(load_preset("dcgan64")).model.width == 1.0  # 512-256-128-64 maps
     assert from_dict(load_preset("cdcgan-bce")).model.width == 1.0  # 128·7·7 → 64 → 1
+    # the recipes these copy put BatchNorm in D (without it, 10 minutes of cdcgan-bce collapsed
+    # each class to about one image: recall 0.001, against 0.078 with it; benchmarks/RESULTS.md)
+    assert [from_dict(load_preset(n)).model.d_norm for n in ("cdcgan-bce", "dcgan64")] == [
+        "batch",
+        "batch",
+    ]
     for name in preset_names():  # a narrower D is ours (default, small): the classics size D as G
         m = from_dict(load_preset(name)).model
         assert m.d_width == {"default": 0.5, "small": 0.375}.get(name, 0.0), name
