@@ -510,7 +510,7 @@ def test_r2_is_r1_taken_on_the_fakes(idx_dir, tmp_path):
     trainer._maths(real, z_d, z_g, y_g, True, 1, 0.0)
     r2 = trainer.stats[STAT_KEYS.index("penalty")].item()
     trainer.D.load_state_dict(D_before)
-    x, y = real[0]
+    _, y = real[0]
     expected = 0.5 * cfg.loss.r1_every * r1_penalty(trainer.D, fakes[0], y).item()
     assert r2 > 0 and r2 == pytest.approx(expected, rel=1e-4)
 
