@@ -143,12 +143,7 @@ def gradient_penalty(
     return ((norm - 1.0) ** 2).mean()
 
 
-def r1_penalty(D, real: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-    """mean ‖∇D(x)‖² on real data (Mescheder et al. 2018). Multiply by γ/2 outside."""
-    return _input_grad_norm_sq(D, real, y).mean()
-
-
-def r2_penalty(D, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-    """mean ‖∇D(x̃)‖² on generated data, detached from G (Mescheder et al. 2018's R2). Multiply
-    by γ/2 outside."""
-    return _input_grad_norm_sq(D, fake.detach(), y).mean()
+def r1_penalty(D, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """mean ‖∇D(x)‖² over a batch, taken detached: R1 on real data, R2 on generated data
+    (Mescheder et al. 2018). Multiply by γ/2 outside."""
+    return _input_grad_norm_sq(D, x, y).mean()

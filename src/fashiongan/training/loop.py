@@ -39,7 +39,7 @@ from fashiongan.config import (
 from fashiongan.data.datasets import Batcher, ImageDataset, default_cache_dir, load_dataset
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_write_bytes
-from fashiongan.losses import LOSSES, GANLoss, gradient_penalty, r1_penalty, r2_penalty
+from fashiongan.losses import LOSSES, GANLoss, gradient_penalty, r1_penalty
 from fashiongan.models import MODELS, build_discriminator, build_generator, count_params
 from fashiongan.reports.plots import plot_evaluation, plot_training
 from fashiongan.sampling import (
@@ -747,12 +747,11 @@ class Trainer:
                     self.D, x, fake.float(), y, eps=eps[self.ranks.shard(B)]
                 )
             if lazy_now and d_step == 0:  # lazy: N× the weight, 1/N as often
-                if cfg.loss.r1 > 0:
-                    gamma = cfg.loss.r1 * cfg.loss.r1_every
-                    penalty = penalty + 0.5 * gamma * r1_penalty(self.D, x, y)
-                if cfg.loss.r2 > 0:
-                    gamma = cfg.loss.r2 * cfg.loss.r1_every
-                    penalty = penalty + 0.5 * gamma * r2_penalty(self.D, fake.float(), y)
+                # R1 on the reals, R2 on the fakes: one penalty on two batches
+                for gamma, images in ((cfg.loss.r1, x), (cfg.loss.r2, fake)):
+                    if gamma > 0:
+                        weight = 0.5 * gamma * cfg.loss.r1_every
+                        penalty = penalty + weight * r1_penalty(self.D, images.float(), y)
             self.opt_D.zero_grad(set_to_none=True)
             (d_loss + penalty + aux * aux_d).backward()
             grad_d = grad_norm(self.D.parameters(), clip)
