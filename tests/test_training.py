@@ -2,6 +2,9 @@
 
 import copy
 import json
+import os
+import pty
+import sys
 
 import pytest
 import torch
@@ -539,3 +542,26 @@ def test_runs_from_before_d_width_keep_d_as_wide_as_g(idx_dir, tmp_path):
     assert train(cfg, run, resume=True).step == 4
     D = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["D"]
     assert [D[f"convs.{i}.weight"].shape[0] for i in (0, 1)] == [16, 32]
+
+
+def test_progress_bar_is_drawn_only_on_a_terminal(idx_dir, tmp_path, capsys, monkeypatch):
+    # redirected (capsys: not a TTY), the bar's carriage returns would make the log one line
+    cfg = tiny(idx_dir, steps=4)
+    cfg.log.progress = True
+    train(cfg, tmp_path / "redirected")
+    out, err = capsys.readouterr()
+    assert "\r" not in err and "step/s" not in err and "s/step" not in err
+    assert "stopped by steps at step 4" in out  # the console lines still come
+    from fashiongan.training.monitor import Monitor
+
+    leader, follower = pty.openpty()  # a terminal while its leader end is open
+    try:
+        with os.fdopen(follower, "w") as terminal:
+            monkeypatch.setattr(sys, "stderr", terminal)
+            shown = Monitor(tmp_path / "redirected", total=4, initial=0, progress=True)
+            hidden = Monitor(tmp_path / "redirected", total=4, initial=0, progress=False)
+            assert not shown.bar.disable and hidden.bar.disable
+            shown.close()
+            hidden.close()
+    finally:
+        os.close(leader)

@@ -185,7 +185,7 @@ class LogConfig:
     ckpt_every: int = _f(0, "checkpoint every N steps (0 = once per epoch)")
     keep: int = _f(3, "numbered checkpoints to keep besides latest/final (0 = keep all)")
     grid_seeds: int = _f(10, "columns of the class × seed sample grid")
-    progress: bool = _f(True, "show a progress bar")
+    progress: bool = _f(True, "show a progress bar when stderr is a terminal")
     eval_every: int = _f(
         0,
         "every N steps: FID, IS and label accuracy of --eval-samples images, logged, plotted, "

@@ -89,7 +89,7 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
                 unit="B",
                 unit_scale=True,
                 desc=part.name.removesuffix(".part"),
-                disable=not progress,
+                disable=None if progress else True,  # None: only on a terminal
                 leave=False,
             ) as bar,
         ):

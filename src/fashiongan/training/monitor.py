@@ -37,7 +37,9 @@ class Monitor:
             total=total,
             initial=initial,
             unit="step",
-            disable=not (progress and writer),
+            # None: tqdm draws only on a terminal; redirected to a file, the bar's carriage
+            # returns would make the whole run one line (the epoch lines on stdout stay)
+            disable=None if progress and writer else True,
             dynamic_ncols=True,
             file=sys.stderr,
             leave=False,
