@@ -216,7 +216,9 @@ def _download_parser(sub) -> None:
     p.add_argument("--mirror", default=OFFICIAL_URL, help=f"base URL (default: {OFFICIAL_URL})")
     p.add_argument("--force", action="store_true", help="download even if verified files exist")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default: 60)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (drawn only on a terminal)")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (drawn only on a terminal)"
+    )
 
 
 def _metric_names(text: str) -> list[str]:
