@@ -137,7 +137,16 @@ def test_resume_falls_back_from_corrupt_latest(idx_dir, tmp_path, capsys):
     assert "resuming from ckpt-0000004.pt instead" in capsys.readouterr().out
 
 
-COMBOS = [(m, c, lo) for m in MODELS.names() for c in CONDITIONINGS for lo in LOSSES.names()]
+# rahinge and ralsgan take ragan's path through the loop and differ only in their formulas,
+# which test_losses checks by hand: the default model and conditioning are enough for them
+RAGAN_LIKE = ("rahinge", "ralsgan")
+COMBOS = [
+    (m, c, lo)
+    for m in MODELS.names()
+    for c in CONDITIONINGS
+    for lo in LOSSES.names()
+    if lo not in RAGAN_LIKE or (m, c) == ("dcgan28", "projection")
+]
 
 
 @pytest.mark.parametrize("model, cond, loss", COMBOS)

@@ -86,17 +86,50 @@ def _rp_g(fake: torch.Tensor, real: torch.Tensor, **_) -> torch.Tensor:
     return F.softplus(real - fake).mean()
 
 
+def _ra_margins(real: torch.Tensor, fake: torch.Tensor, batch_mean) -> tuple:
+    """Each real against the mean fake, and each fake against the mean real."""
+    return real - batch_mean(fake), fake - batch_mean(real)
+
+
 def _ra_d(
     real: torch.Tensor, fake: torch.Tensor, real_target: float, batch_mean=torch.mean
 ) -> torch.Tensor:
     """softplus(-(r - mean f)) + softplus(f - mean r): each sample against the other side's
     batch mean (Jolicoeur-Martineau 2018, RaSGAN)."""
-    return F.softplus(batch_mean(fake) - real).mean() + F.softplus(fake - batch_mean(real)).mean()
+    r, f = _ra_margins(real, fake, batch_mean)
+    return F.softplus(-r).mean() + F.softplus(f).mean()
 
 
 def _ra_g(fake: torch.Tensor, real: torch.Tensor, batch_mean=torch.mean) -> torch.Tensor:
     """The D loss with the roles of real and fake swapped."""
-    return F.softplus(batch_mean(real) - fake).mean() + F.softplus(real - batch_mean(fake)).mean()
+    return _ra_d(fake, real, 1.0, batch_mean)
+
+
+def _rals_d(
+    real: torch.Tensor, fake: torch.Tensor, real_target: float, batch_mean=torch.mean
+) -> torch.Tensor:
+    """(r - mean f - 1)² + (f - mean r + 1)² (Jolicoeur-Martineau 2018, RaLSGAN)."""
+    r, f = _ra_margins(real, fake, batch_mean)
+    return (r - 1.0).square().mean() + (f + 1.0).square().mean()
+
+
+def _rals_g(fake: torch.Tensor, real: torch.Tensor, batch_mean=torch.mean) -> torch.Tensor:
+    """The D loss with the roles of real and fake swapped."""
+    return _rals_d(fake, real, 1.0, batch_mean)
+
+
+def _rahinge_d(
+    real: torch.Tensor, fake: torch.Tensor, real_target: float, batch_mean=torch.mean
+) -> torch.Tensor:
+    """max(0, 1 - (r - mean f)) + max(0, 1 + (f - mean r)) (Jolicoeur-Martineau 2018,
+    RaHingeGAN)."""
+    r, f = _ra_margins(real, fake, batch_mean)
+    return F.relu(1.0 - r).mean() + F.relu(1.0 + f).mean()
+
+
+def _rahinge_g(fake: torch.Tensor, real: torch.Tensor, batch_mean=torch.mean) -> torch.Tensor:
+    """The D loss with the roles of real and fake swapped."""
+    return _rahinge_d(fake, real, 1.0, batch_mean)
 
 
 LOSSES.register("minimax")(GANLoss("minimax", _bce_d, _minimax_g, True, True))
@@ -112,9 +145,14 @@ LOSSES.register("wgan-gp")(
     GANLoss("wgan-gp", _wasserstein_d, _wasserstein_g, False, False, gradient_penalty=True)
 )
 
-for _name, _d, _g in (("rpgan", _rp_d, _rp_g), ("ragan", _ra_d, _ra_g)):
+for _name, _d, _g, _zero in (
+    ("rpgan", _rp_d, _rp_g, True),
+    ("ragan", _ra_d, _ra_g, True),
+    ("rahinge", _rahinge_d, _rahinge_g, True),
+    ("ralsgan", _rals_d, _rals_g, False),  # its D loss is 0 at margins of exactly 1, not beyond
+):
     LOSSES.register(_name)(
-        GANLoss(_name, _d, _g, False, False, relativistic=True, zero_when_d_wins=True)
+        GANLoss(_name, _d, _g, False, False, relativistic=True, zero_when_d_wins=_zero)
     )
 
 
