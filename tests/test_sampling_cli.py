@@ -307,6 +307,7 @@ def test_user_errors_are_one_line(runs, tmp_path, capsys):
             ["applies to minimax, ns and lsgan"],
         ),
         (["train", "--r2", "-0.1"], ["--r2 must not be negative"]),
+        (["train", "--g-depth", "-1"], ["--g-depth -1: expected 0 (DCGAN) or more"]),
     ]
     for argv, fragments in cases:
         one_line_error(capsys, argv, *fragments)

@@ -221,6 +221,29 @@ def test_d_width_sizes_d_alone(idx_dir, tmp_path):
     assert trainer.G.ups[0].in_channels == 32 and trainer.G.ups[0].out_channels == 16
 
 
+def test_depth_adds_3x3_layers_at_every_resolution(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=2)
+    cfg.model.g_depth, cfg.model.d_depth = 2, 1
+    trainer = Trainer(cfg, tmp_path / "r")
+    G, D = trainer.G, trainer.D
+    # G (16 maps at 14×14, 32 at 7×7 at width 0.25): two per resolution; D: one per resolution
+    assert [[conv.in_channels for conv, _ in r] for r in G.deeper] == [[32, 32], [16, 16]]
+    assert [[conv.kernel_size for conv, _ in r] for r in D.deeper] == [[(3, 3)], [(3, 3)]]
+    assert all(conv.out_channels == conv.in_channels for r in G.deeper for conv, _ in r)
+    calls = []
+    for r in [*G.deeper, *D.deeper]:
+        for conv, _ in r:
+            conv.register_forward_hook(lambda *_: calls.append(1))
+    trainer.run()
+    assert len(calls) >= 6  # every extra layer is on the forward path
+    loaded = sampling.load_generator(tmp_path / "r")  # rebuilt from the checkpoint, deep
+    assert len(loaded.G.deeper[0]) == 2
+    assert torch.equal(loaded.G.deeper[1][0][0].weight, trainer.ema.G_ema.deeper[1][0][0].weight)
+    assert loaded.sample(3, seed=0).shape[0] == 3
+    plain = Trainer(tiny(idx_dir, steps=1), tmp_path / "plain")
+    assert not any(len(r) for r in [*plain.G.deeper, *plain.D.deeper])  # 0: DCGAN as it was
+
+
 def test_g_and_d_step_ratio_counts(idx_dir, tmp_path):
     cfg = tiny(idx_dir, steps=3)
     cfg.train.d_steps, cfg.train.g_steps = 3, 2

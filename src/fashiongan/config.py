@@ -46,6 +46,12 @@ class ModelConfig:
     d_width: float = _f(
         0.5, "D's own width multiplier, apart from G's (0 = --width, the same as G's)"
     )
+    g_depth: int = _f(
+        0, "G's extra 3×3 stride-1 conv layers (each with its norm and ReLU) per resolution"
+    )
+    d_depth: int = _f(
+        0, "D's extra 3×3 stride-1 conv layers (each with its activation) per resolution"
+    )
     embed_dim: int = _f(32, "label embedding size concatenated to z (--cond concat)")
     spectral_norm: bool = _f(False, "spectral normalisation on D's layers (Miyato et al. 2018)")
     d_norm: str = _f("none", "normalisation in D after the first layer", choices=("none", "batch"))

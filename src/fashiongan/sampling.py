@@ -167,7 +167,13 @@ def load_generator(
     try:
         m, class_names = cfg["model"], tuple(state["class_names"])
         G = build_generator(
-            m["model"], m["z_dim"], len(class_names), m["cond"], m["width"], m["embed_dim"]
+            m["model"],
+            m["z_dim"],
+            len(class_names),
+            m["cond"],
+            m["width"],
+            m["embed_dim"],
+            m.get("g_depth", 0),  # absent from checkpoints made before depth existed
         )
         weights = state["G_ema"] if ema and state.get("G_ema") is not None else state["G"]
     except (KeyError, TypeError) as e:

@@ -20,13 +20,13 @@ MODELS.register("dcgan64")(
 
 
 def build_generator(
-    model: str, z_dim: int, n_classes: int, cond: str, width: float, embed_dim: int
+    model: str, z_dim: int, n_classes: int, cond: str, width: float, embed_dim: int, depth: int = 0
 ) -> Generator:
     if cond not in CONDITIONINGS:
         raise FashionGANError(
             f"unknown conditioning {cond!r}; choose one of: {', '.join(CONDITIONINGS)}"
         )
-    return Generator(MODELS.get(model), z_dim, n_classes, cond, width, embed_dim)
+    return Generator(MODELS.get(model), z_dim, n_classes, cond, width, embed_dim, depth)
 
 
 def build_discriminator(
@@ -38,11 +38,20 @@ def build_discriminator(
     spectral_norm: bool,
     aux_classifier: bool = False,
     mbstd: int = 0,
+    depth: int = 0,
 ) -> Discriminator:
     if d_norm not in D_NORMS:
         raise FashionGANError(f"unknown --d-norm {d_norm!r}; choose one of: {', '.join(D_NORMS)}")
     return Discriminator(
-        MODELS.get(model), n_classes, cond, width, d_norm, spectral_norm, aux_classifier, mbstd
+        MODELS.get(model),
+        n_classes,
+        cond,
+        width,
+        d_norm,
+        spectral_norm,
+        aux_classifier,
+        mbstd,
+        depth,
     )
 
 

@@ -7,7 +7,9 @@ the flattened features (equal to DCGAN's last 4×4 valid conv).
 
   dcgan28  G: z → 2c×7×7 → c×14×14 → 1×28×28        D: 1×28 → c×14 → 2c×7 → logit
   dcgan64  G: z → 8c×4×4 → 4c×8 → 2c×16 → c×32 → 1×64  D: 1×64 → c×32 → 2c×16 → 4c×8 → 8c×4 → logit
-with c = 64 × width. Conditioning:
+with c = 64 × width. Depth (g_depth, d_depth; 0 is DCGAN): that many more 3×3 stride-1 convs,
+each with its norm and activation, at every hidden resolution, keeping the maps' count (as the
+"standard CNN" of Miyato et al. 2018 interleaves them). Conditioning:
   none        unconditional.
   concat      G: label embedding concatenated to z; D: a learned H×W label map as a second
               input channel (Mirza & Osindero 2014, the classic cGAN).
@@ -49,7 +51,14 @@ class Generator(nn.Module):
     (B, n_classes) label weights, or None when unconditional."""
 
     def __init__(
-        self, spec: DCGANSpec, z_dim: int, n_classes: int, cond: str, width: float, embed_dim: int
+        self,
+        spec: DCGANSpec,
+        z_dim: int,
+        n_classes: int,
+        cond: str,
+        width: float,
+        embed_dim: int,
+        depth: int = 0,
     ):
         super().__init__()
         c = [max(1, round(64 * width * m)) for m in spec.g_mult]
@@ -57,8 +66,21 @@ class Generator(nn.Module):
         self.label_embed = nn.Embedding(n_classes, embed_dim) if cond == "concat" else None
         in_dim = z_dim + (embed_dim if cond == "concat" else 0)
         self.fc = nn.Linear(in_dim, c[0] * spec.base_res**2, bias=False)
-        self.norms = nn.ModuleList(
-            ConditionalBatchNorm2d(ch, n_classes) if cond == "projection" else nn.BatchNorm2d(ch)
+
+        def norm(ch: int) -> nn.Module:
+            return (
+                ConditionalBatchNorm2d(ch, n_classes)
+                if cond == "projection"
+                else nn.BatchNorm2d(ch)
+            )
+
+        self.norms = nn.ModuleList(norm(ch) for ch in c)
+        # depth: per resolution, [conv, norm] × depth (empty lists, no weights, at depth 0)
+        self.deeper = nn.ModuleList(
+            nn.ModuleList(
+                nn.ModuleList([nn.Conv2d(ch, ch, 3, 1, 1, bias=False), norm(ch)])
+                for _ in range(depth)
+            )
             for ch in c
         )
         self.ups = nn.ModuleList(
@@ -67,10 +89,18 @@ class Generator(nn.Module):
         self.to_image = nn.ConvTranspose2d(c[-1], 1, 4, 2, 1)
         init_dcgan(self)
 
-    def _norm(self, i: int, h: torch.Tensor, y: torch.Tensor | None, inplace: bool) -> torch.Tensor:
-        if self.cond == "projection":
-            return self.norms[i](h, y, inplace=inplace)
-        return self.norms[i](h)
+    def _norm_relu(
+        self, norm: nn.Module, h: torch.Tensor, y: torch.Tensor | None, inplace: bool
+    ) -> torch.Tensor:
+        h = norm(h, y, inplace=inplace) if self.cond == "projection" else norm(h)
+        return F.relu(h, inplace=inplace)
+
+    def _block(self, i: int, h: torch.Tensor, y: torch.Tensor | None, inplace: bool):
+        """Resolution i: its norm and ReLU, then its extra 3×3 layers (depth)."""
+        h = self._norm_relu(self.norms[i], h, y, inplace)
+        for conv, norm in self.deeper[i]:
+            h = self._norm_relu(norm, conv(h), y, inplace)
+        return h
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.cond == "concat":
@@ -79,9 +109,9 @@ class Generator(nn.Module):
         # faults worth ~14% of a sampling pass
         inplace = not torch.is_grad_enabled()
         h = self.fc(z).view(z.shape[0], -1, self.spec.base_res, self.spec.base_res)
-        h = F.relu(self._norm(0, h, y, inplace), inplace=inplace)
+        h = self._block(0, h, y, inplace)
         for i, up in enumerate(self.ups, start=1):
-            h = F.relu(self._norm(i, up(h), y, inplace), inplace=inplace)
+            h = self._block(i, up(h), y, inplace)
         h = self._to_image(h)
         return h.tanh_() if inplace else torch.tanh(h)
 
@@ -125,6 +155,7 @@ class Discriminator(nn.Module):
         use_spectral_norm: bool,
         aux_classifier: bool = False,
         mbstd: int = 0,
+        depth: int = 0,
     ):
         super().__init__()
         c = [max(1, round(64 * width * m)) for m in spec.d_mult]
@@ -138,6 +169,19 @@ class Discriminator(nn.Module):
         self.norms = nn.ModuleList(
             nn.BatchNorm2d(o) if d_norm == "batch" and k > 0 else nn.Identity()
             for k, o in enumerate(c)
+        )
+        # depth: after each downsampling conv, [conv, norm] × depth (empty at depth 0)
+        self.deeper = nn.ModuleList(
+            nn.ModuleList(
+                nn.ModuleList(
+                    [
+                        sn(nn.Conv2d(o, o, 3, 1, 1)),
+                        nn.BatchNorm2d(o) if d_norm == "batch" else nn.Identity(),
+                    ]
+                )
+                for _ in range(depth)
+            )
+            for o in c
         )
         final_res = spec.resolution // 2 ** len(c)
         flat = c[-1] * final_res**2
@@ -160,8 +204,10 @@ class Discriminator(nn.Module):
             side = self.spec.resolution
             x = torch.cat([x, embed(self.label_map, y).view(-1, 1, side, side).to(x.dtype)], 1)
         h = x
-        for conv, norm in zip(self.convs, self.norms):
+        for conv, norm, deeper in zip(self.convs, self.norms, self.deeper):
             h = F.leaky_relu(norm(conv(h)), 0.2)
+            for conv3, norm3 in deeper:
+                h = F.leaky_relu(norm3(conv3(h)), 0.2)
         flat = h.flatten(1)
         out = self.fc(flat).squeeze(1)
         if self.cond == "projection":

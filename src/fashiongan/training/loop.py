@@ -127,6 +127,8 @@ def validate(cfg: RunConfig) -> None:
             m.d_width == 0 or round(64 * m.d_width) >= 1,
             f"--d-width {m.d_width}: must be positive, or 0 (the same as --width)",
         ),
+        (m.g_depth >= 0, f"--g-depth {m.g_depth}: expected 0 (DCGAN) or more extra layers"),
+        (m.d_depth >= 0, f"--d-depth {m.d_depth}: expected 0 (DCGAN) or more extra layers"),
         (m.embed_dim >= 1, f"--embed-dim {m.embed_dim}: must be at least 1"),
         (
             0.5 < lo.label_smoothing <= 1.0,
@@ -326,9 +328,9 @@ class Trainer:
         torch.manual_seed(t.seed)
         n_classes = self.data.n_classes
         m = cfg.model
-        self.G = build_generator(m.model, m.z_dim, n_classes, m.cond, m.width, m.embed_dim).to(
-            self.device
-        )
+        self.G = build_generator(
+            m.model, m.z_dim, n_classes, m.cond, m.width, m.embed_dim, m.g_depth
+        ).to(self.device)
         self.D = build_discriminator(
             m.model,
             n_classes,
@@ -338,6 +340,7 @@ class Trainer:
             m.spectral_norm,
             aux_weight(cfg) > 0,
             m.mbstd,
+            m.d_depth,
         ).to(self.device)
         if t.channels_last:
             self.G.to(memory_format=torch.channels_last)
@@ -1000,7 +1003,13 @@ class Trainer:
     def describe(self) -> str:
         c = self.cfg
         return (
-            f"fashiongan {__version__} | {c.model.model} cond={c.model.cond} loss={c.loss.loss} "
+            f"fashiongan {__version__} | {c.model.model} "
+            + (
+                f"(3×3 layers per resolution: G +{c.model.g_depth}, D +{c.model.d_depth}) "
+                if c.model.g_depth or c.model.d_depth
+                else ""
+            )
+            + f"cond={c.model.cond} loss={c.loss.loss} "
             + (f"+ aux classifier ×{aux_weight(c):g} " if aux_weight(c) else "")
             + "".join(f"+ {n} γ {g:g} " for n, g in (("R1", c.loss.r1), ("R2", c.loss.r2)) if g)
             + (f"every {c.loss.r1_every} steps " if max(c.loss.r1, c.loss.r2) > 0 else "")
