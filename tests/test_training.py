@@ -240,7 +240,8 @@ def test_depth_adds_3x3_layers_at_every_resolution(idx_dir, tmp_path):
     assert len(loaded.G.deeper[0]) == 2
     assert torch.equal(loaded.G.deeper[1][0][0].weight, trainer.ema.G_ema.deeper[1][0][0].weight)
     assert loaded.sample(3, seed=0).shape[0] == 3
-    plain = Trainer(tiny(idx_dir, steps=1), tmp_path / "plain")
+    cfg.model.g_depth, cfg.model.d_depth = 0, 0
+    plain = Trainer(cfg, tmp_path / "plain")
     assert not any(len(r) for r in [*plain.G.deeper, *plain.D.deeper])  # 0: DCGAN as it was
 
 
@@ -443,6 +444,8 @@ def test_reproduction_presets_keep_their_classic_sizes():
     for name in preset_names():  # a narrower D is ours (default, small): the classics size D as G
         m = from_dict(load_preset(name)).model
         assert m.d_width == {"default": 0.5, "small": 0.375}.get(name, 0.0), name
+        # and only the default has D's extra 3×3 layers
+        assert (m.g_depth, m.d_depth) == (0, 1 if name == "default" else 0), name
     assert from_dict(load_preset("default")) == RunConfig()
     assert RunConfig().loss.loss == "ragan" and from_dict(load_preset("small")).loss.loss == "ns"
 
@@ -574,6 +577,20 @@ def test_runs_from_before_d_width_keep_d_as_wide_as_g(idx_dir, tmp_path):
     assert train(cfg, run, resume=True).step == 4
     D = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["D"]
     assert [D[f"convs.{i}.weight"].shape[0] for i in (0, 1)] == [16, 32]
+
+
+def test_runs_from_before_d_depth_keep_d_shallow(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=2)
+    cfg.model.d_depth = 0  # what such a run had: no 3×3 layers in D
+    run = tmp_path / "old"
+    train(cfg, run)
+    saved = make_old_run(run, "d_depth", section="model")
+    assert saved_run_config(saved, "config.json").model.d_depth == 0
+    assert RunConfig().model.d_depth == 1 and RunConfig().model.g_depth == 0
+    cfg.train.steps = 4  # resumes without a settings conflict, D as it was
+    assert train(cfg, run, resume=True).step == 4
+    D = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["D"]
+    assert not any(k.startswith("deeper.") for k in D)
 
 
 def test_progress_bar_is_drawn_only_on_a_terminal(idx_dir, tmp_path, capsys, monkeypatch):

@@ -50,7 +50,7 @@ class ModelConfig:
         0, "G's extra 3×3 stride-1 conv layers (each with its norm and ReLU) per resolution"
     )
     d_depth: int = _f(
-        0, "D's extra 3×3 stride-1 conv layers (each with its activation) per resolution"
+        1, "D's extra 3×3 stride-1 conv layers (each with its activation) per resolution"
     )
     embed_dim: int = _f(32, "label embedding size concatenated to z (--cond concat)")
     spectral_norm: bool = _f(False, "spectral normalisation on D's layers (Miyato et al. 2018)")
@@ -219,9 +219,13 @@ SECTIONS = ("data", "model", "loss", "train", "log")
 def saved_run_config(d: dict, origin: str) -> RunConfig:
     """The RunConfig of a run's config.json or checkpoint. Those hold every field; a run made
     before the auxiliary classifier existed (no loss.aux_weight) trained without one, and one
-    made before lazy R1 (no loss.r1_every) applied R1 every step, and one made before
-    --d-width (no model.d_width) sized D as G."""
-    before = {"loss": {"aux_weight": 0.0, "r1_every": 1}, "model": {"d_width": 0.0}}
+    made before lazy R1 (no loss.r1_every) applied R1 every step, one made before
+    --d-width (no model.d_width) sized D as G, and one made before --d-depth had no extra
+    layers in D."""
+    before = {
+        "loss": {"aux_weight": 0.0, "r1_every": 1},
+        "model": {"d_width": 0.0, "d_depth": 0},
+    }
     for section, old in before.items():
         saved = d.get(section)
         if isinstance(saved, dict):
