@@ -308,6 +308,7 @@ def test_user_errors_are_one_line(runs, tmp_path, capsys):
         ),
         (["train", "--r2", "-0.1"], ["--r2 must not be negative"]),
         (["train", "--g-depth", "-1"], ["--g-depth -1: expected 0 (DCGAN) or more"]),
+        (["train", "--d-depth", "-2"], ["--d-depth -2: expected 0 (DCGAN) or more"]),
     ]
     for argv, fragments in cases:
         one_line_error(capsys, argv, *fragments)

@@ -25,7 +25,7 @@ from fashiongan.models import CONDITIONINGS, MODELS, build_discriminator
 from fashiongan.training import loop
 from fashiongan.training.ema import EMA
 from fashiongan.training.loop import STAT_KEYS, StopFlag, Trainer, train, validate
-from fashiongan.training.monitor import read_metrics
+from fashiongan.training.monitor import Monitor, read_metrics
 
 
 def tiny(idx_dir, **train) -> RunConfig:
@@ -621,8 +621,6 @@ def test_progress_bar_is_drawn_only_on_a_terminal(idx_dir, tmp_path, capsys, mon
     out, err = capsys.readouterr()
     assert "\r" not in err and "step/s" not in err and "s/step" not in err
     assert "stopped by steps at step 4" in out  # the console lines still come
-    from fashiongan.training.monitor import Monitor
-
     leader, follower = pty.openpty()  # a terminal while its leader end is open
     try:
         with os.fdopen(follower, "w") as terminal:
