@@ -11,6 +11,7 @@ from fashiongan.data.datasets import FASHION_CHECKSUMS, load_dataset
 from fashiongan.fileio import sha256_file
 from fashiongan.metrics.evaluate import evaluate
 from fashiongan.metrics.evaluator import WEIGHTS_DIR, accuracy, load_evaluator
+from fashiongan.metrics.fid import fid
 from fashiongan.metrics.sources import ImageSet
 
 N = 2000  # judged images per synthetic set: floors cached once at this n
@@ -104,3 +105,42 @@ def test_memorization_spots_copies_of_training_images(shipped, cache, real_data)
     assert r_fresh["near_copies"] < 0.05 and r_fresh["nn_pixel"] > 0.03
     assert r_fresh["floors"]["near_copies"] == pytest.approx(0.01, abs=0.01)
     assert np.isfinite(r_fresh["nn_feature"]) and r_copy["nn_feature"] < 1e-3
+
+
+def test_inception_score_of_the_class_sorted_test_split(shipped, cache, real_data):
+    """The landed defect read 1.249 for the sorted split and 8.530 for the shipped order."""
+    test = load_dataset(str(real_data), "test")
+    order = torch.argsort(test.labels, stable=True)
+    as_shipped = _evaluate(ImageSet(test.images, None, "as shipped"), cache, real_data,
+                           metrics=["is"])  # fmt: skip
+    by_class = _evaluate(ImageSet(test.images[order], None, "sorted"), cache, real_data,
+                         metrics=["is"])  # fmt: skip
+    assert by_class["is"] == as_shipped["is"] and by_class["is_std"] == as_shipped["is_std"]
+    assert as_shipped["is"] > 8
+
+
+def _blur(images: torch.Tensor, radius: int) -> torch.Tensor:
+    x = images[:, None].float()
+    k = 2 * radius + 1
+    x = torch.nn.functional.avg_pool2d(x, k, stride=1, padding=radius, count_include_pad=False)
+    return x[:, 0].round().to(torch.uint8)
+
+
+def test_fid_grows_with_noise_and_blur(shipped, real_data):
+    test = load_dataset(str(real_data), "test")
+    judged, reference = test.images[:N], test.images[N:]
+    ref_features, _ = shipped.evaluate(reference)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(judged.shape, generator=g)
+
+    def fid_of(images):
+        return fid(shipped.evaluate(images)[0], ref_features)
+
+    noisy = [fid_of((judged.float() + s * noise).clamp(0, 255).round().to(torch.uint8))
+             for s in (0, 10, 25, 50, 100)]  # fmt: skip
+    blurred = [fid_of(_blur(judged, r)) for r in (0, 1, 2, 3)]
+    assert all(a < b for a, b in zip(noisy, noisy[1:])), noisy
+    assert all(a < b for a, b in zip(blurred, blurred[1:])), blurred
+    assert fid_of(judged) == noisy[0] and fid(ref_features, ref_features) == pytest.approx(
+        0, abs=1e-6
+    )

@@ -12,6 +12,7 @@ import torch
 from fashiongan.data.datasets import default_cache_dir, resize_images
 from fashiongan.errors import FashionGANError
 from fashiongan.metrics.evaluator import EVAL_SIZE, Evaluator, load_evaluator
+from fashiongan.metrics.order import canonical_order
 from fashiongan.metrics.reference import FeatureSet
 from fashiongan.metrics.sources import ImageSet, is_generator_source, read_image_set
 from fashiongan.metrics.suite import FID_MIN_SAMPLES, MEMORIZATION_SAMPLES, evaluate_set
@@ -63,9 +64,13 @@ def _at_eval_size(images: torch.Tensor) -> torch.Tensor:
 
 
 def featurize(image_set: ImageSet, evaluator: Evaluator) -> FeatureSet:
-    images = _at_eval_size(image_set.images)
+    """The set in canonical order (metrics.order) with its evaluator features: batches then hold
+    the same images whatever order the set came in, so features are bit-identical too."""
+    order = canonical_order(image_set.images, image_set.labels)
+    images = _at_eval_size(image_set.images[order])
+    labels = None if image_set.labels is None else image_set.labels[order]
     features, logits = evaluator.evaluate(images)
-    return FeatureSet(images, image_set.labels, features, logits, image_set.description)
+    return FeatureSet(images, labels, features, logits, image_set.description)
 
 
 def evaluate(

@@ -5,6 +5,8 @@ mean and std over subsets, as torch-fidelity and clean-fid report them)."""
 import numpy as np
 import torch
 
+from fashiongan.metrics.order import canonical_order
+
 
 def _mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
     d = x.shape[1]
@@ -26,8 +28,11 @@ def kid(
 ) -> tuple[float, float]:
     """(mean, std) of the unbiased MMD² over `subsets` random draws (without replacement within
     a draw) of min(subset_size, N) features from each float N×F set. float64 arithmetic."""
+    # canonical order first: the seeded subsets then hold the same rows for any input order
     fake = torch.as_tensor(np.asarray(features_fake), dtype=torch.float64)
+    fake = fake[canonical_order(np.asarray(features_fake))]
     real = torch.as_tensor(np.asarray(features_real), dtype=torch.float64)
+    real = real[canonical_order(np.asarray(features_real))]
     size = min(subset_size, len(fake), len(real))
     if size < 2:
         raise ValueError(f"KID needs at least 2 features per set, got {len(fake)} and {len(real)}")

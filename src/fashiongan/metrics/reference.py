@@ -29,10 +29,15 @@ class FeatureSet:
     def __len__(self) -> int:
         return len(self.images)
 
-    def subset(self, index: torch.Tensor, description: str) -> "FeatureSet":
+    def subset(self, index: torch.Tensor, description: str, checksum: str = "") -> "FeatureSet":
         labels = None if self.labels is None else self.labels[index]
         return FeatureSet(
-            self.images[index], labels, self.features[index], self.logits[index], description
+            self.images[index],
+            labels,
+            self.features[index],
+            self.logits[index],
+            description,
+            checksum,
         )
 
 

@@ -34,6 +34,7 @@ from fashiongan.metrics.inception_score import inception_score
 from fashiongan.metrics.kid import kid
 from fashiongan.metrics.label_accuracy import class_histogram, label_accuracy
 from fashiongan.metrics.memorization import memorization, near_copy_threshold, pixel_nn
+from fashiongan.metrics.order import canonical_order
 from fashiongan.metrics.precision_recall import prdc
 from fashiongan.metrics.reference import (
     FeatureSet,
@@ -74,6 +75,7 @@ class Context:
     # labelled images to train CAS on (uint8 N×28×28, int64 N); default: the judged set
     cas_set: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None
     device: torch.device | str = "cpu"  # where CAS classifiers train
+    notes: list[str] = field(default_factory=list)  # what a metric adapted, for the report
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Metric:
     summary: str  # one line for --help and the report
     needs_labels: bool = False
     slow: bool = False  # left out of the default set (minutes)
+    min_samples: int = 2  # fewer judged images: left out of the default set, refused if named
 
 
 METRICS: Registry[Metric] = Registry("metric")
@@ -103,15 +106,24 @@ def _fid(ctx: Context) -> dict:
 
 @_metric("kid", ("kid", "kid_std"), "kernel (MMD², cubic kernel) distance, mean ± std")
 def _kid(ctx: Context) -> dict:
-    mean, std = kid(
-        ctx.sample.features, ctx.reference.features, KID_SUBSETS, KID_SUBSET_SIZE, ctx.seed
-    )
+    size = min(KID_SUBSET_SIZE, len(ctx.sample), len(ctx.reference))
+    if size < KID_SUBSET_SIZE:
+        ctx.notes.append(
+            f"KID: subsets of {size} images instead of {KID_SUBSET_SIZE} (the smaller set has "
+            f"{size}); compare KID only at equal subset size"
+        )
+    mean, std = kid(ctx.sample.features, ctx.reference.features, KID_SUBSETS, size, ctx.seed)
     return {"kid": mean, "kid_std": std}
 
 
-@_metric("is", ("is", "is_std"), "Inception Score with the evaluator's posteriors (max 10)")
+@_metric(
+    "is",
+    ("is", "is_std"),
+    "Inception Score with the evaluator's posteriors (max 10)",
+    min_samples=IS_SPLITS,
+)
 def _is(ctx: Context) -> dict:
-    mean, std = inception_score(ctx.sample.logits, IS_SPLITS)
+    mean, std = inception_score(ctx.sample.logits, IS_SPLITS, ctx.seed)
     return {"is": mean, "is_std": std}
 
 
@@ -119,6 +131,7 @@ def _is(ctx: Context) -> dict:
     "prdc",
     ("precision", "recall", "density", "coverage"),
     f"k-NN precision/recall (fidelity/diversity), density, coverage (k={PRDC_K})",
+    min_samples=PRDC_K + 1,
 )
 def _prdc(ctx: Context) -> dict:
     ref = ctx.reference
@@ -254,16 +267,32 @@ def _cas(ctx: Context) -> dict:
     )  # fmt: skip
 
 
-def applicable(names: list[str] | None, labelled: bool) -> list[str]:
-    """The metrics to compute: `names` as asked (labels permitting), or every fast metric."""
+def applicable(
+    names: list[str] | None, labelled: bool, n: int | None = None, notes: list | None = None
+) -> list[str]:
+    """The metrics to compute for n judged images: `names` as asked (labels and n permitting;
+    else a one-line error), or every fast metric that applies (what n rules out is noted)."""
     if names is None:
-        return [n for n in METRICS.names() if not METRICS.get(n).slow and (
-            labelled or not METRICS.get(n).needs_labels)]  # fmt: skip
-    for n in names:
-        if METRICS.get(n).needs_labels and not labelled:
+        chosen = [m for m in METRICS.names() if not METRICS.get(m).slow and (
+            labelled or not METRICS.get(m).needs_labels)]  # fmt: skip
+        too_few = [m for m in chosen if n is not None and n < METRICS.get(m).min_samples]
+        if too_few and notes is not None:
+            notes.append(
+                f"left out for {n} images: "
+                + ", ".join(f"{m} (needs {METRICS.get(m).min_samples})" for m in too_few)
+            )
+        return [m for m in chosen if m not in too_few]
+    for m in names:
+        metric = METRICS.get(m)
+        if metric.needs_labels and not labelled:
             raise FashionGANError(
-                f"--metrics {n} needs labelled images (a conditional model, or a data set with "
+                f"--metrics {m} needs labelled images (a conditional model, or a data set with "
                 f"labels); drop it"
+            )
+        if n is not None and n < metric.min_samples:
+            raise FashionGANError(
+                f"--metrics {m} needs at least {metric.min_samples} images, got {n}; raise "
+                f"--num-samples (or give a larger set) or drop {m}"
             )
     return names
 
@@ -347,7 +376,11 @@ def evaluate_set(
         raise FashionGANError(
             f"--reference {reference!r}; choose one of: {', '.join(REFERENCE_SPLITS)}"
         )
-    names = applicable(names, sample.labels is not None)
+    notes: list[str] = []
+    names = applicable(names, sample.labels is not None, len(sample), notes)
+    # metrics that split or subsample see one order whatever order the set came in
+    order = canonical_order(sample.images, sample.labels)
+    sample = sample.subset(order, sample.description, sample.checksum)
     real = make_real_loader(evaluator, Path(cache_dir), data, env_dir)
     ctx = Context(
         sample,
@@ -362,6 +395,7 @@ def evaluate_set(
         cas_recipe=cas_recipe,
         cas_set=cas_set,
         device=device,
+        notes=notes,
     )
     known = (evaluator.info.get("train_checksum"), evaluator.info.get("test_checksum"))
     if ctx.reference.checksum not in known:
@@ -397,6 +431,7 @@ def evaluate_set(
             "kid_subsets": [KID_SUBSETS, KID_SUBSET_SIZE],
             "is_splits": IS_SPLITS,
             "memorization_samples": min(len(sample), memorization_samples),
+            "notes": ctx.notes,
             "version": __version__,
             "torch": torch.__version__,
             "seconds": round(time.perf_counter() - start, 2),

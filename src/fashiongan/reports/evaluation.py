@@ -172,6 +172,7 @@ def render_markdown(results: dict, figures: list[str], class_names) -> str:
         f"`{p['reference_checksum'][:16]}`); judged images: {p['n_fake']}; seed {p['seed']}",
         f"- floor: {p['floor']}",
         f"- fashiongan {p['version']}, torch {p['torch']}, {p['time']}, {p['seconds']} s",
+        *[f"- note: {n}" for n in p.get("notes", [])],
         "",
         "| metric | value | real-vs-real floor | better |",
         "| --- | --- | --- | --- |",
