@@ -222,6 +222,54 @@ def test_serve_command_line(sources, capsys, monkeypatch):
         assert err.count("\n") == 1 and message in err, err
 
 
+def test_oversized_requests_are_refused_before_parsing(client):
+    big = b'{"n": 1, "pad": "' + b"a" * (5 * 1024 * 1024) + b'"}'
+    r = client.post("/v1/generate", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "request body over" in r.json()["detail"]
+    r = client.get("/health?x=" + "a" * 10_000)
+    assert r.status_code == 414
+    assert client.post("/v1/generate", json={"n": 1}).status_code == 200  # small ones still pass
+
+
+def test_a_real_server_answers_oversized_requests_instead_of_resetting(sources):
+    """Through uvicorn and a socket: a 10 MB query string and a 5 MB body get their 414/413
+    (uvicorn alone cut request lines at 16 KiB with a connection reset)."""
+    import socket
+    import time
+
+    import uvicorn
+
+    from fashiongan.serve.app import MAX_DRAIN
+
+    app = create_app([(sources["cond"], load_generator(sources["cond"]))])
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                            h11_max_incomplete_event_size=MAX_DRAIN)  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+
+    def status(raw: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(raw)
+            return s.recv(64).split(b"\r\n")[0]
+
+    try:
+        query = b"GET /health?x=" + b"a" * 10_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        assert status(query) == b"HTTP/1.1 414 Request-URI Too Long"
+        body = b'{"n": 1, "pad": "' + b"a" * 5_000_000 + b'"}'
+        head = b"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        post = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        assert status(post) == b"HTTP/1.1 413 Request Entity Too Large"
+        assert status(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n") == b"HTTP/1.1 200 OK"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def api_schema(app):
     return schemathesis.openapi.from_asgi("/openapi.json", app)

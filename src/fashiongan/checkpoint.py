@@ -83,12 +83,13 @@ def resolve_checkpoint(path: str | os.PathLike, prefer: str = "final") -> Path:
         raise FashionGANError(f"{path}: no such run directory or checkpoint file")
     directory = path / "checkpoints" if (path / "checkpoints").is_dir() else path
     order = ["final.pt", "latest.pt"] if prefer == "final" else ["latest.pt", "final.pt"]
-    for name in order:
-        if (directory / name).is_file():
-            return directory / name
-    numbered = numbered_checkpoints(directory)
-    if numbered:
-        return numbered[-1]
+    # One save writes ckpt-N.pt, then latest.pt, then final.pt: a kill between two of them, or
+    # a resumed run that has not finished again, leaves the newest state in the file written
+    # last, which is the one --resume continues from.
+    found = [directory / n for n in order if (directory / n).is_file()]
+    found += numbered_checkpoints(directory)[-1:]
+    if found:
+        return max(found, key=lambda p: (p.stat().st_mtime_ns, -found.index(p)))
     raise FashionGANError(f"{path}: holds no checkpoint (looked for {', '.join(order)}, ckpt-*.pt)")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fashiongan import __version__
 from fashiongan.config import (
+    SEED_MAX,
     RunConfig,
     flat_fields,
     from_dict,
@@ -145,8 +146,11 @@ def _generate_parser(sub) -> None:
     )
     p.add_argument("--num-samples", type=int, default=100, help="images in all (default: 100)")
     p.add_argument("--per-class", type=int, help="images per class (overrides --num-samples)")
-    p.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="latent seed (default: 0)")
     p.add_argument("--batch-size", type=int, default=1000, help="generation batch (default: 1000)")
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing --out file of another kind"
+    )
     p.add_argument("--size", type=int, help="resize outputs to SIZE×SIZE (e.g. 28 for dcgan64)")
     p.add_argument(
         "--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="(default: cpu)"
@@ -161,7 +165,7 @@ def _interpolate_parser(sub) -> None:
     p.add_argument("--out", required=True, help="walk.png (strip, a row per walk) or walk.gif")
     p.add_argument(
         "--seeds",
-        type=int,
+        type=_seed,
         nargs="+",
         default=[0, 1, 2, 3],
         help="walk from each seed to the next (default: 0 1 2 3)",
@@ -221,6 +225,22 @@ def _download_parser(sub) -> None:
     )
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a seed torch and numpy take, 0..2^63-1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed {text!r}: expected an integer") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"--seed {value}: expected 0..{SEED_MAX}")
+    return value
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 def _metric_names(text: str) -> list[str]:
     from fashiongan.metrics.suite import METRICS
 
@@ -264,7 +284,7 @@ def _evaluate_parser(sub) -> None:
     p.add_argument(
         "--reference", default="test", choices=REFERENCE_SPLITS, help="real split (default: test)"
     )
-    p.add_argument("--seed", type=int, default=0, help="latent and subset seed (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="latent and subset seed (default: 0)")
     p.add_argument("--out", help="report directory (default: <run>/eval or <name>-eval beside)")
     _ema_flag(p, "use")
     p.add_argument(
@@ -295,7 +315,7 @@ def _evaluator_parser(sub) -> None:
     t = actions.add_parser("train", help="train the evaluator with the recorded recipe")
     t.add_argument("--out", required=True, help="directory for evaluator.pt + evaluator.json")
     t.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    t.add_argument("--seed", type=int, help="override the recipe's seed")
+    t.add_argument("--seed", type=_seed, help="override the recipe's seed")
     t.add_argument("--data", help="data directory or CSV (default: the usual search path)")
     i = actions.add_parser("info", help="print the evaluator's identity, recipe and accuracy")
     i.add_argument("dir", nargs="?", help="evaluator directory (default: the shipped one)")
@@ -325,7 +345,7 @@ def _compare_parser(sub) -> None:
 
 def _many_runs_flags(p, command: str) -> None:
     """The flags compare and sweep share: seeds, parallel jobs, output, evaluation, training."""
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per run (default: 0)")
+    p.add_argument("--seeds", type=_seed, nargs="+", default=[0], help="seeds per run (default: 0)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default: 1)")
     p.add_argument("--out", help=f"directory (default: runs/{command}-<timestamp>)")
     p.add_argument(
@@ -504,13 +524,6 @@ def _train_ranks(args, cfg: RunConfig, ranks) -> int:
     else:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out) if args.out else Path("runs") / f"{cfg.name}-{stamp}"
-        if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
-            raise FashionGANError(
-                f"--out {run_dir} already holds a run; continue it with --resume {run_dir} "
-                f"or choose another --out"
-            )
-        if run_dir.exists() and not run_dir.is_dir():
-            raise FashionGANError(f"--out {run_dir} is a file; expected a directory")
     run_dir = broadcast(run_dir, ranks)  # rank 0's time stamp names the run for every rank
     stop = _install_stop_handler()
     result = train(
@@ -526,13 +539,18 @@ def _train_ranks(args, cfg: RunConfig, ranks) -> int:
     if not ranks.main:
         return 0
     rd = result.run_dir
+    speed = (
+        f" ({result.trained_nimg / result.seconds:.0f} img/s in this run, incl. per-epoch grids "
+        f"and checkpoints)"
+        if result.trained_nimg and result.seconds > 0
+        else ""
+    )
     print(
         f"run directory: {rd}\n  checkpoint: {result.final_checkpoint}\n"
         f"  samples:    {rd / 'samples'} (progress.gif, grid-*.png)\n"
         f"  plots:      {rd / 'plots'}\n  metrics:    {rd / 'metrics.jsonl'}\n"
-        f"  trained {result.step} steps, {result.nimg / 1000:.1f} kimg in {result.seconds:.0f} s"
-        f" ({result.nimg / max(result.seconds, 1e-9):.0f} img/s incl. per-epoch grids and "
-        f"checkpoints)"
+        f"  at step {result.step}, {result.nimg / 1000:.1f} kimg; this invocation trained "
+        f"{result.trained_nimg / 1000:.1f} kimg in {result.seconds:.0f} s{speed}"
     )
     if result.stopped_by == "interrupt":
         print(f"interrupted: continue with  fashiongan train --resume {rd}")
@@ -543,7 +561,7 @@ def _train_ranks(args, cfg: RunConfig, ranks) -> int:
 
 def cmd_generate(args) -> int:
     from fashiongan.data.datasets import resize_images
-    from fashiongan.export import export, infer_format
+    from fashiongan.export import check_output, export, infer_format
     from fashiongan.sampling import latents, load_generator
     from fashiongan.training.loop import pick_device
 
@@ -557,7 +575,18 @@ def cmd_generate(args) -> int:
     ):
         if value is not None and value < 1:
             raise FashionGANError(f"{name} {value}: must be at least 1")
+    check_output(out, fmt, args.force)
     gen = load_generator(args.source, ema=args.ema, device=pick_device(args.device))
+    n_classes = len(args.classes or gen.class_names) if gen.conditional else 1
+    n = args.per_class * n_classes if args.per_class else args.num_samples
+    side = args.size or gen.resolution
+    need = n * (gen.z_dim * 4 + max(side, gen.resolution) ** 2)  # latents (float32) + images
+    if need > memory_bytes() // 2:
+        what = f"--per-class {args.per_class}" if args.per_class else f"--num-samples {n}"
+        raise FashionGANError(
+            f"{what}: {n} images need ~{need / 1e9:.1f} GB in memory, more than half of this "
+            f"machine's {memory_bytes() / 1e9:.0f} GB; generate it in parts (--seed 0, 1, ...)"
+        )
     y = gen.labels(args.classes, n=args.num_samples, per_class=args.per_class)
     n = len(y) if y is not None else args.num_samples
     images = gen.images(latents(args.seed, n, gen.z_dim), y, args.batch_size)
@@ -596,7 +625,7 @@ def cmd_serve(args) -> int:
     try:
         import uvicorn
 
-        from fashiongan.serve.app import create_app
+        from fashiongan.serve.app import MAX_DRAIN, create_app
     except ImportError as e:
         raise FashionGANError(
             f"serve needs the serve extra ({e.name} is missing): pip install 'fashiongan[serve]'"
@@ -620,7 +649,13 @@ def cmd_serve(args) -> int:
     for (src, gen), mid in zip(generators, app.state.served):
         print(f"model {mid}: {src} (step {gen.step}, {len(gen.class_names)} classes)")
     print(f"serving on http://{args.host}:{args.port}/  (API docs: /docs; Ctrl-C stops)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        h11_max_incomplete_event_size=MAX_DRAIN,  # answer 414, not a reset (serve.app)
+    )
     return 0
 
 
@@ -686,6 +721,8 @@ def cmd_evaluate(args) -> int:
         f"{p['evaluator']}, {p['seconds']:.1f} s\n"
     )
     print(format_table(result.results))
+    for note in p.get("notes", []):
+        print(f"note: {note}")
     print(f"\nreport: {result.out_dir / 'report.md'}\nvalues: {result.out_dir / 'metrics.json'}")
     return 0
 

@@ -9,6 +9,9 @@ from typing import Any
 
 from fashiongan.errors import FashionGANError
 
+SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes what fits a signed 64-bit integer
+INT_RANGE = (-(2**63), 2**63 - 1)  # every integer setting ends up in a torch or numpy int64
+
 
 def _f(default: Any, help: str, **meta: Any) -> Any:
     if isinstance(default, (list, tuple)):
@@ -145,7 +148,7 @@ class TrainConfig:
         "(0 = no EMA); samples use the EMA",
     )
     ema_rampup: float = _f(0.2, "EMA half-life is at most this fraction of the images seen")
-    seed: int = _f(0, "seed of everything random: init, data order, noise")
+    seed: int = _f(0, "seed of everything random: init, data order, noise", min=0, max=SEED_MAX)
     device: str = _f("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"))
     threads: int = _f(0, "CPU threads for torch (0 = torch's default)")
     channels_last: bool = _f(
@@ -294,6 +297,35 @@ def from_dict(d: dict, origin: str = "config") -> RunConfig:
     return cfg
 
 
+def flag(path: str) -> str:
+    """'train.max_time' → '--max-time' (the CLI flag of a field)."""
+    return "--" + path.rsplit(".", 1)[-1].replace("_", "-")
+
+
+def check_numbers(cfg: RunConfig) -> None:
+    """One rule for every numeric setting, from the fields' types and metadata: a float is
+    finite (NaN and ±inf are refused: `--max-time nan` would train forever, `--lr-g inf` break
+    the first step), an integer fits int64, and both respect the field's `min`/`max`."""
+    import math
+
+    for path, f in flat_fields():
+        value = get_path(cfg, path)
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            shown = " ".join(str(x) for x in values)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise FashionGANError(f"{flag(path)} {shown}: expected a finite number")
+            lo, hi = f.metadata.get("min"), f.metadata.get("max")
+            if isinstance(v, int):
+                lo = INT_RANGE[0] if lo is None else lo
+                hi = INT_RANGE[1] if hi is None else hi
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                span = f"{lo}..{hi}" if hi is not None else f"at least {lo}"
+                raise FashionGANError(f"{flag(path)} {shown}: expected {span}")
+
+
 def get_path(cfg: RunConfig, path: str) -> Any:
     obj = cfg
     for part in path.split("."):
@@ -353,6 +385,8 @@ def parse_duration(text: str | float) -> float:
         raise FashionGANError(
             f"--max-time {text!r}: expected seconds or a duration such as 90s, 10m, 2h"
         ) from None
-    if value < 0:
-        raise FashionGANError(f"--max-time {text!r}: must not be negative")
+    if not value >= 0 or value == float("inf"):  # NaN fails every comparison
+        raise FashionGANError(
+            f"--max-time {text!r}: expected a finite, non-negative duration (0 = no limit)"
+        )
     return value

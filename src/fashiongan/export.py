@@ -13,7 +13,13 @@ from PIL import Image
 from fashiongan.data.csv import write_csv
 from fashiongan.data.idx import write_idx
 from fashiongan.errors import FashionGANError
-from fashiongan.fileio import atomic_save
+from fashiongan.fileio import (
+    DIR_MODE,
+    atomic_save,
+    remove_stale_temps,
+    temp_prefix,
+    writable_dir,
+)
 from fashiongan.sampling import display_scale, label_rows, make_grid, save_png
 
 FORMATS = ("png", "pngs", "npz", "idx", "csv")
@@ -29,7 +35,9 @@ def _export_png_folder(
         raise FashionGANError(f"--out {out} exists and is not an empty directory; choose a new one")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        remove_stale_temps(out.parent, out.name)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), dir=out.parent))
+        os.chmod(tmp, DIR_MODE)
     except OSError as e:
         raise FashionGANError(
             f"cannot write {out}: {e.strerror or e}; choose another --out"
@@ -62,6 +70,29 @@ def infer_format(out: Path, fmt: str | None) -> str:
         f"--out {out}: cannot tell the format from the name; add --format "
         f"({', '.join(FORMATS)}) or end the name in .png, .npz or .csv"
     )
+
+
+_FORMAT_SUFFIXES = {"png": (".png",), "npz": (".npz",), "csv": (".csv",)}
+
+
+def check_output(out: Path, fmt: str, force: bool = False) -> None:
+    """Refuse, before any work, an --out that this format would wrongly replace: a directory
+    where a file goes, a file where a directory goes, and (without --force) an existing file of
+    another kind — `--format npz --out run/checkpoints/latest.pt` must not eat a checkpoint."""
+    if fmt in _FORMAT_SUFFIXES:
+        if out.is_dir():
+            raise FashionGANError(f"--out {out} is a directory; --format {fmt} writes one file")
+        if out.exists() and out.suffix.lower() not in _FORMAT_SUFFIXES[fmt] and not force:
+            raise FashionGANError(
+                f"--out {out} exists and is not a .{fmt} file; --format {fmt} would replace it "
+                f"(add --force to replace it, or choose another --out)"
+            )
+    elif out.exists() and not out.is_dir():
+        raise FashionGANError(f"--out {out} is a file; --format {fmt} writes a directory")
+    if fmt == "pngs" and out.is_dir() and any(out.iterdir()):
+        raise FashionGANError(f"--out {out} exists and is not an empty directory; choose a new one")
+    parent = out.parent if fmt in _FORMAT_SUFFIXES else out
+    writable_dir(parent, "--out")
 
 
 def export(

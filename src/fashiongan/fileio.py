@@ -3,12 +3,54 @@
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from fashiongan.errors import FashionGANError
+
+# mkstemp creates 0600 files; a finished output gets what open() would have given it
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+DIR_MODE = 0o777 & ~_UMASK
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of a temporary sibling of `name`, owned by this process: `.NAME.PID.`"""
+    return f".{name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(directory: Path, name: str) -> list[Path]:
+    """Remove the temporary siblings of `name` left by processes that no longer run (a write
+    killed with -9 cannot clean up after itself); those of live processes stay."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for p in directory.glob(f".{glob_escape(name)}.*"):
+            pid = p.name[len(name) + 2 :].split(".", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 @contextlib.contextmanager
@@ -19,7 +61,9 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     directory = path.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        remove_stale_temps(directory, path.name)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=directory)
+        os.fchmod(fd, FILE_MODE)
     except OSError as e:
         raise FashionGANError(
             f"cannot write {path}: {e.strerror or e}; choose another --out"
@@ -36,6 +80,62 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         if isinstance(e, OSError):
             raise FashionGANError(f"cannot write {path}: {e.strerror or e}") from e
         raise
+
+
+def writable_dir(directory: Path, flag: str) -> None:
+    """Create `directory` if needed and make sure a file can be written there, so a long job
+    fails at its start rather than after its work."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as e:
+        raise FashionGANError(
+            f"{flag} {directory}: cannot write there ({e.strerror or e}); choose another {flag}"
+        ) from None
+
+
+class DirectoryLock:
+    """An exclusive lock on a directory, held by one process at a time (flock on DIR/.lock, so
+    the kernel releases it when the process dies, even by kill -9). The lock file names the
+    holder's pid for the message the next process gets."""
+
+    def __init__(self, directory: Path, flag: str = "--out"):
+        self.directory, self.flag, self._file = Path(directory), flag, None
+
+    def __enter__(self) -> "DirectoryLock":
+        import fcntl
+
+        path = self.directory / ".lock"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            f = open(path, "a+")
+        except OSError as e:
+            raise FashionGANError(
+                f"{self.flag} {self.directory}: cannot write there ({e.strerror or e}); choose "
+                f"another {self.flag}"
+            ) from None
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            f.close()
+            raise FashionGANError(
+                f"{self.flag} {self.directory} is in use by another fashiongan process (pid "
+                f"{holder}); wait for it to end or choose another {self.flag}"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            self._file.close()  # closing releases the flock
+            self._file = None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

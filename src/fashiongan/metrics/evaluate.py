@@ -11,6 +11,7 @@ import torch
 
 from fashiongan.data.datasets import default_cache_dir, resize_images
 from fashiongan.errors import FashionGANError
+from fashiongan.fileio import writable_dir
 from fashiongan.metrics.evaluator import EVAL_SIZE, Evaluator, load_evaluator
 from fashiongan.metrics.order import canonical_order
 from fashiongan.metrics.reference import FeatureSet
@@ -95,6 +96,13 @@ def evaluate(
     ImageSet. metrics: registry names (None: every fast metric that applies). A generator
     trains CAS on cas_per_class fresh images per class; an image set on itself."""
     start = time.perf_counter()
+    if write:  # a report that cannot be written fails now, not after minutes of metrics
+        out = (
+            Path(out)
+            if out
+            else default_out_dir(source if not isinstance(source, ImageSet) else ".")
+        )
+        writable_dir(out, "--out")
     evaluator = (evaluator or load_evaluator()).to(device)
     cas_set = None
     if isinstance(source, ImageSet):
@@ -145,11 +153,7 @@ def evaluate(
     written: list[Path] = []
     out_dir = None
     if write:
-        out_dir = (
-            Path(out)
-            if out
-            else default_out_dir(source if not isinstance(source, ImageSet) else ".")
-        )
+        out_dir = Path(out)
         written = write_report(
             out_dir, results, artifacts, sample.images, sample.labels, image_set.class_names
         )

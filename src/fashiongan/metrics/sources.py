@@ -33,6 +33,29 @@ class ImageSet:
     generator_step: int | None = None
 
 
+def _label_ids(labels: np.ndarray, where: str) -> np.ndarray:
+    """int64 class ids from integer ids, whole-number floats, or class names (strings)."""
+    if labels.dtype.kind in "US":
+        names = labels.astype(str)
+        try:
+            return np.array([parse_class(str(n), FASHION_CLASSES) for n in names], np.int64)
+        except FashionGANError as e:
+            raise FashionGANError(f"{where}: labels: {e}") from None
+    if labels.dtype.kind == "f":
+        whole = np.isfinite(labels) & (labels == np.round(labels))
+        if not whole.all():
+            bad = labels[~whole][0]
+            raise FashionGANError(
+                f"{where}: labels must be whole class ids, found {float(bad)} at index "
+                f"{int(np.argmin(whole))}"
+            )
+    elif labels.dtype.kind not in "iub":
+        raise FashionGANError(
+            f"{where}: labels of dtype {labels.dtype}; expected integer class ids or class names"
+        )
+    return labels.astype(np.int64)
+
+
 def _checked(images: np.ndarray, labels: np.ndarray | None, where: str) -> ImageSet:
     if images.ndim == 4 and images.shape[1] == 1:
         images = images[:, 0]
@@ -49,7 +72,7 @@ def _checked(images: np.ndarray, labels: np.ndarray | None, where: str) -> Image
         raise FashionGANError(f"{where}: {len(images)} image(s); at least 2 are needed")
     lab = None
     if labels is not None:
-        labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        labels = _label_ids(np.asarray(labels).reshape(-1), where)
         if len(labels) != len(images):
             raise FashionGANError(f"{where}: {len(images)} images but {len(labels)} labels")
         if (labels == -1).all():
@@ -94,10 +117,33 @@ def _read_idx_pair(path: Path) -> ImageSet:
 
 
 def _class_of_folder(name: str) -> int:
-    m = re.fullmatch(r"(\d+)(?:_.*)?", name)
-    if m and int(m.group(1)) < N_CLASSES:
-        return int(m.group(1))
-    return parse_class(name.replace("_", " "), FASHION_CLASSES)
+    """A class sub-folder's id: '7', '7_sneaker' (the id and the name must agree; what
+    `generate --format pngs` writes) or a class name ('sneaker'). Numbered folders that are not
+    class ids ('00000', '00001': chunks, as some tools write) are refused, not read as 0, 1."""
+    m = re.fullmatch(r"(\d+)(?:_(.*))?", name)
+    if m is None:
+        return parse_class(name.replace("_", " "), FASHION_CLASSES)
+    digits, rest = m.groups()
+    if str(int(digits)) != digits or int(digits) >= N_CLASSES:
+        raise FashionGANError(f"'{name}' is not a class id 0..{N_CLASSES - 1}")
+    c = int(digits)
+    if rest is not None:
+        try:
+            named = parse_class(rest.replace("_", " "), FASHION_CLASSES)
+        except FashionGANError:
+            named = None
+        if named != c:
+            said = f"names {FASHION_CLASSES[named]!r}" if named is not None else "names no class"
+            raise FashionGANError(
+                f"'{name}': id {c} is {FASHION_CLASSES[c]!r} but the rest {said}; rename it "
+                f"'{c}_{FASHION_CLASSES[c].replace('/', '-').replace(' ', '-')}' or '{c}'"
+            )
+    return c
+
+
+def _pngs(directory: Path) -> list[Path]:
+    """The PNG files in `directory`, by name, whatever the case of their extension."""
+    return sorted(p for p in directory.iterdir() if p.suffix.lower() == ".png" and p.is_file())
 
 
 MAX_PNG_SIDE = 1024  # far above any image this tool trains on; decoding stops before this
@@ -136,7 +182,7 @@ def _read_png(path: Path) -> np.ndarray:
 
 def _read_png_folder(path: Path) -> ImageSet:
     subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    direct = sorted(path.glob("*.png"))
+    direct = _pngs(path)
     if direct and subdirs:
         raise FashionGANError(f"{path}: holds both PNGs and sub-folders; expected one or the other")
     files, labels = [], []
@@ -145,12 +191,12 @@ def _read_png_folder(path: Path) -> ImageSet:
     for sub in subdirs:
         try:
             c = None if sub.name == "unlabeled" else _class_of_folder(sub.name)
-        except FashionGANError:
+        except FashionGANError as e:
             raise FashionGANError(
-                f"{sub}: sub-folder name is not a class (expected '<id>_<name>', an id 0..9 or "
-                f"a class name such as 'sneaker')"
+                f"{sub}: sub-folder name is not a class ({e}); expected '<id>_<name>', an id "
+                f"0..9 or a class name such as 'sneaker'"
             ) from None
-        pngs = sorted(sub.glob("*.png"))
+        pngs = _pngs(sub)
         files += pngs
         labels += [-1 if c is None else c] * len(pngs)
     if not files:

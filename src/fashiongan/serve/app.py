@@ -111,6 +111,67 @@ def _npz(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -
     return buf.getvalue()
 
 
+MAX_BODY = 64 * 1024  # bytes of a request body; the largest valid one is a few hundred
+MAX_QUERY = 8 * 1024  # bytes of a query string
+# An oversized request is read to its end before the refusal (up to this much; a longer one
+# is cut): a server that answers and closes with unread bytes makes the client's kernel see a
+# connection reset instead of the 413/414. `fashiongan serve` gives uvicorn the same limit
+# for a request's line and headers, which it otherwise cuts at 16 KiB with a reset.
+MAX_DRAIN = 16 * 1024 * 1024
+
+
+class LimitRequestSize:
+    """ASGI middleware: a body over MAX_BODY gets 413 and a query string over MAX_QUERY 414,
+    before any of it is parsed (a 5 MB JSON body used to hold the server for seconds)."""
+
+    def __init__(self, app, max_body: int = MAX_BODY, max_query: int = MAX_QUERY):
+        self.app, self.max_body, self.max_query = app, max_body, max_query
+
+    @staticmethod
+    async def _refuse(send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if len(scope.get("query_string", b"")) > self.max_query:
+            return await self._refuse(send, 414, f"query string over {self.max_query} bytes")
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            if length.isdigit() and int(length) <= MAX_DRAIN:
+                while (await receive()).get("more_body", False):
+                    pass
+            return await self._refuse(send, 413, f"request body over {self.max_body} bytes")
+        seen, started = 0, False
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send, 413, f"request body over {self.max_body} bytes")
+
+
+class _TooLarge(Exception):
+    pass
+
+
 def create_app(
     generators: list[tuple[Path, LoadedGenerator]],
     max_n: int = 1024,
@@ -131,6 +192,7 @@ def create_app(
         description="Generate, interpolate and inspect trained fashiongan generators.",
     )
     app.state.served = served
+    app.add_middleware(LimitRequestSize)
 
     def get_model(mid: str | None) -> Served:
         if mid is None:

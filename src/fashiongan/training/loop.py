@@ -7,6 +7,7 @@ random draws from one seeded generator whose state is checkpointed with the data
 a resumed run on CPU continues bit for bit as if it had never stopped.
 """
 
+import contextlib
 import json
 import math
 import time
@@ -25,6 +26,7 @@ from fashiongan.checkpoint import (
     load_weights,
     numbered_checkpoints,
     prune_checkpoints,
+    resolve_checkpoint,
     save_checkpoint,
     serialize,
 )
@@ -32,13 +34,14 @@ from fashiongan.config import (
     RESUMABLE_CHANGES,
     RunConfig,
     aux_weight,
+    check_numbers,
     diff,
     saved_run_config,
     to_dict,
 )
 from fashiongan.data.datasets import Batcher, ImageDataset, default_cache_dir, load_dataset
 from fashiongan.errors import FashionGANError
-from fashiongan.fileio import atomic_write_bytes
+from fashiongan.fileio import DirectoryLock, atomic_write_bytes
 from fashiongan.losses import LOSSES, GANLoss, gradient_penalty, r1_penalty
 from fashiongan.models import MODELS, build_discriminator, build_generator, count_params
 from fashiongan.reports.plots import plot_evaluation, plot_training
@@ -107,6 +110,7 @@ def pick_device(name: str) -> torch.device:
 
 def validate(cfg: RunConfig) -> None:
     """Reject impossible or meaningless settings before any work is done."""
+    check_numbers(cfg)
     m, lo, t = cfg.model, cfg.loss, cfg.train
     MODELS.get(m.model)
     loss = LOSSES.get(lo.loss)
@@ -255,6 +259,7 @@ class RunResult:
     nimg: int
     seconds: float
     stopped_by: str
+    trained_nimg: int = 0  # images D saw in this invocation (a resumed run's nimg counts all)
 
 
 class StopFlag:
@@ -835,6 +840,16 @@ class Trainer:
         )
         self.G.train()
         self.D.train()
+        nimg_start = self.nimg
+        reached = self._budget_spent() if self.resumed_from is not None else ""
+        if reached in ("steps", "kimg", "epochs"):  # a resume whose budget is already spent
+            mon.print(
+                f"nothing to train: the {reached} budget is already reached at step {self.step} "
+                f"({self.nimg / 1000:.1f} kimg); raise --{reached} to continue"
+            )
+            mon.close()
+            final = resolve_checkpoint(self.run_dir)
+            return RunResult(self.run_dir, final, self.step, self.nimg, 0.0, reached, 0)
         mon.print(self.describe())
         n_acc, tick_time, tick_nimg = 0, time.perf_counter(), self.nimg
         if cfg.train.on_nan == "rollback" and self._last_good is None:
@@ -914,7 +929,9 @@ class Trainer:
             f"after {seconds:.1f} s; final grid {grid}"
         )
         mon.close()
-        return RunResult(self.run_dir, final, self.step, self.nimg, seconds, stopped_by)
+        return RunResult(
+            self.run_dir, final, self.step, self.nimg, seconds, stopped_by, self.nimg - nimg_start
+        )
 
     def _rolled_back_after_nan(self, mon: Monitor, row: dict | None = None) -> bool:
         """At a log tick: if a loss or gradient turned NaN/Inf since the last tick, roll back
@@ -1047,5 +1064,36 @@ def train(
     """Train (or resume) a run in `run_dir`; see RunConfig for every setting. cache_dir holds
     the evaluator's reference features for --eval-every (default ~/.cache/fashiongan). Under
     torchrun every rank calls this; `ranks` (default: from the environment) says which it is."""
-    trainer = Trainer(cfg, Path(run_dir), resume, data_env, stop, override, cache_dir, ranks)
-    return trainer.run()
+    run_dir = Path(run_dir)
+    ranks = ranks or setup(cfg.train.device)
+    validate(cfg)  # before the folder or its lock exists
+    # one process at a time in a run folder; under torchrun rank 0 holds it for all ranks
+    with DirectoryLock(run_dir) if ranks.main else contextlib.nullcontext():
+        if not resume:
+            check_fresh_run_dir(run_dir)
+        trainer = Trainer(cfg, run_dir, resume, data_env, stop, override, cache_dir, ranks)
+        return trainer.run()
+
+
+# what a run writes into its directory: a fresh run refuses a folder holding any of them
+RUN_ARTEFACTS = ("config.json", "log.txt", "metrics.jsonl", "checkpoints", "samples", "plots")
+
+
+def check_fresh_run_dir(run_dir: Path) -> None:
+    """A new run goes into a new or empty-of-runs folder: never appended to the log of a run
+    killed before its first checkpoint, nor written over another run's checkpoints."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FashionGANError(f"--out {run_dir} is a file; expected a directory")
+    found = [n for n in RUN_ARTEFACTS if (run_dir / n).exists()]
+    if not found:
+        return
+    ckpt = run_dir / "checkpoints"
+    if ckpt.is_dir() and any(ckpt.glob("*.pt")):
+        raise FashionGANError(
+            f"--out {run_dir} already holds a run; continue it with --resume {run_dir} or "
+            f"choose another --out"
+        )
+    raise FashionGANError(
+        f"--out {run_dir} holds files of an earlier run ({', '.join(found)}) but no checkpoint "
+        f"to resume; delete them or choose another --out"
+    )
