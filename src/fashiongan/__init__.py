@@ -1,16 +1,38 @@
-"""fashiongan: train, sample and evaluate (conditional) DCGANs on Fashion-MNIST."""
+"""fashiongan: train, sample and evaluate (conditional) DCGANs on Fashion-MNIST.
+
+import fashiongan
+run = fashiongan.train("runs/a", max_time="2m")        # the settings of `fashiongan train`
+gen = fashiongan.load_generator(run.run_dir)
+images = gen.sample(20, labels=["sneaker"] * 20, seed=0)  # uint8 N×28×28
+fashiongan.grid(images)                                   # a PIL image (inline in Jupyter)
+fashiongan.curves(run.run_dir)                            # a matplotlib Figure (inline)
+result = fashiongan.evaluate(run.run_dir)                 # result.metrics, .floors, .table()
+"""
 
 __version__ = "0.1.0"
 
-from fashiongan.sampling import LoadedGenerator, load_generator  # noqa: E402
+from fashiongan.sampling import LoadedGenerator, grid, load_generator  # noqa: E402
 
-__all__ = ["LoadedGenerator", "__version__", "evaluate", "load_generator"]
+__all__ = [
+    "LoadedGenerator",
+    "__version__",
+    "curves",
+    "evaluate",
+    "grid",
+    "load_generator",
+    "train",
+]
 
 
 def __getattr__(name: str):
-    # `fashiongan.evaluate` imports the metrics (and matplotlib) only when first used
+    # torch-free until used: `fashiongan.train` and `fashiongan.evaluate` import the training
+    # loop and the metrics (and matplotlib) only when first called
     if name == "evaluate":
         from fashiongan.metrics.evaluate import evaluate
 
         return evaluate
+    if name in ("train", "curves"):
+        from fashiongan import api
+
+        return getattr(api, name)
     raise AttributeError(f"module 'fashiongan' has no attribute {name!r}")

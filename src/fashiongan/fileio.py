@@ -83,8 +83,11 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
 
 def writable_dir(directory: Path, flag: str) -> None:
-    """Create `directory` if needed and make sure a file can be written there, so a long job
-    fails at its start rather than after its work."""
+    """Make sure a file can be written in `directory` (creating it if need be), so a long job
+    fails at its start rather than after its work; folders made for the probe are removed
+    again, so a job refused later leaves nothing behind."""
+    directory = Path(directory)
+    made = [p for p in (directory, *directory.parents) if not p.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
@@ -93,6 +96,10 @@ def writable_dir(directory: Path, flag: str) -> None:
         raise FashionGANError(
             f"{flag} {directory}: cannot write there ({e.strerror or e}); choose another {flag}"
         ) from None
+    finally:
+        for p in made:  # deepest first
+            with contextlib.suppress(OSError):
+                p.rmdir()
 
 
 class DirectoryLock:
@@ -107,6 +114,7 @@ class DirectoryLock:
         import fcntl
 
         path = self.directory / ".lock"
+        self._made = [p for p in (self.directory, path) if not p.exists()]
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             f = open(path, "a+")
@@ -121,6 +129,7 @@ class DirectoryLock:
             f.seek(0)
             holder = f.read().strip() or "?"
             f.close()
+            self._made = []  # the holder's, not ours to remove
             raise FashionGANError(
                 f"{self.flag} {self.directory} is in use by another fashiongan process (pid "
                 f"{holder}); wait for it to end or choose another {self.flag}"
@@ -132,10 +141,17 @@ class DirectoryLock:
         self._file = f
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self._file is not None:
-            self._file.close()  # closing releases the flock
-            self._file = None
+    def __exit__(self, exc_type, *exc) -> None:
+        if self._file is None:
+            return
+        if exc_type is not None:  # a refused start leaves no folder (nor lock) it made behind
+            directory, lock = self.directory, self.directory / ".lock"
+            if directory in self._made and {p.name for p in directory.iterdir()} == {".lock"}:
+                shutil.rmtree(directory, ignore_errors=True)
+            elif lock in self._made:
+                lock.unlink(missing_ok=True)
+        self._file.close()  # closing releases the flock
+        self._file = None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -153,6 +153,13 @@ class LoadedGenerator:
         seed = secrets.randbelow(2**31) if seed is None else seed  # leaves torch RNG alone
         return self.images(latents(seed, n, self.z_dim), y, batch_size).numpy()
 
+    def grid(self, seeds: int | list[int] = 10, classes=None) -> Image.Image:
+        """The class × seed grid the training run draws (rows: classes, columns: seeds; the
+        same z down a column), as a PIL image that a notebook shows inline."""
+        seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+        ids = None if classes is None else [parse_class(c, self.class_names) for c in classes]
+        return class_seed_grid(self, seeds, ids)
+
 
 def load_generator(
     path: str | os.PathLike, ema: bool = True, device: str | torch.device = "cpu"
@@ -195,6 +202,20 @@ def load_generator(
         cfg,
         dev,
     )
+
+
+def grid(
+    images: np.ndarray | torch.Tensor, ncol: int = 10, scale: int | None = None
+) -> Image.Image:
+    """uint8 N×H×W (numpy or torch) → a PIL image, ncol images a row, enlarged `scale` times
+    (default ×2 for images of 32 px or less). A notebook shows it inline; `.save(path)` keeps it."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise FashionGANError(
+            f"grid takes uint8 N×H×W images, got {images.dtype} {tuple(images.shape)}"
+        )
+    side = images.shape[-1]
+    return upscaled(make_grid(images, ncol), display_scale(side) if scale is None else scale)
 
 
 def make_grid(images: np.ndarray | torch.Tensor, ncol: int, pad: int = 2) -> np.ndarray:

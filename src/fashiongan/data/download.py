@@ -15,9 +15,8 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-from tqdm import tqdm
-
 from fashiongan.errors import FashionGANError
+from fashiongan.progress import progress_bar
 
 OFFICIAL_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 # name → (md5 of the official .gz, sha256 of the decompressed IDX content)
@@ -83,13 +82,13 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
         total = int(total) + (have if resumed else 0) if total else None
         with (
             open(part, mode) as f,
-            tqdm(
+            progress_bar(
+                progress,
                 total=total,
                 initial=have if resumed else 0,
                 unit="B",
                 unit_scale=True,
                 desc=part.name.removesuffix(".part"),
-                disable=None if progress else True,  # None: only on a terminal
                 leave=False,
             ) as bar,
         ):

@@ -25,9 +25,46 @@ CAS_PER_CLASS = 6000  # the real train split's size: CAS then compares with the 
 
 @dataclass
 class Evaluation:
+    """What `evaluate` returns. `results` is metrics.json's content; `metrics`, `floors` and
+    `provenance` are its parts; `table()` the terminal table (a notebook shows it as one)."""
+
     results: dict  # flat metric keys, floors, provenance (what metrics.json holds)
     out_dir: Path | None
     written: list[Path]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Every scalar metric value by key (fid, kid, is, precision, ...)."""
+        return {
+            k: v
+            for k, v in self.results.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+
+    @property
+    def floors(self) -> dict:
+        """The real-vs-real value of each metric at the same sample size."""
+        return self.results.get("floors", {})
+
+    @property
+    def provenance(self) -> dict:
+        """Evaluator, reference split and checksum, sample counts, seeds, versions, notes."""
+        return self.results["provenance"]
+
+    def __getitem__(self, key: str):
+        return self.results[key]
+
+    def table(self) -> str:
+        from fashiongan.reports.evaluation import format_table
+
+        return format_table(self.results)
+
+    def _repr_markdown_(self) -> str:
+        from fashiongan.reports.evaluation import table_rows
+
+        lines = ["| metric | value | real floor | better |", "| --- | --- | --- | --- |"]
+        lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in table_rows(self.results)]
+        return "\n".join(lines)
 
 
 def sample_generator(

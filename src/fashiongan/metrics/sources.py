@@ -117,9 +117,10 @@ def _read_idx_pair(path: Path) -> ImageSet:
 
 
 def _class_of_folder(name: str) -> int:
-    """A class sub-folder's id: '7', '7_sneaker' (the id and the name must agree; what
-    `generate --format pngs` writes) or a class name ('sneaker'). Numbered folders that are not
-    class ids ('00000', '00001': chunks, as some tools write) are refused, not read as 0, 1."""
+    """A class sub-folder's id: '7', '7_sneaker' (what `generate --format pngs` writes; a name
+    after the id must not name another class, free text may follow) or a class name. Numbered
+    folders that are not class ids ('00000', '00001': chunks, as some tools write) are refused,
+    not read as 0, 1."""
     m = re.fullmatch(r"(\d+)(?:_(.*))?", name)
     if m is None:
         return parse_class(name.replace("_", " "), FASHION_CLASSES)
@@ -132,10 +133,10 @@ def _class_of_folder(name: str) -> int:
             named = parse_class(rest.replace("_", " "), FASHION_CLASSES)
         except FashionGANError:
             named = None
-        if named != c:
-            said = f"names {FASHION_CLASSES[named]!r}" if named is not None else "names no class"
+        if named is not None and named != c:  # free text after the id is fine; another class not
             raise FashionGANError(
-                f"'{name}': id {c} is {FASHION_CLASSES[c]!r} but the rest {said}; rename it "
+                f"'{name}': id {c} is {FASHION_CLASSES[c]!r} but the rest names "
+                f"{FASHION_CLASSES[named]!r}; rename it "
                 f"'{c}_{FASHION_CLASSES[c].replace('/', '-').replace(' ', '-')}' or '{c}'"
             )
     return c

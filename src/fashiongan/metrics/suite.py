@@ -256,7 +256,7 @@ def _baseline(ctx: Context, per_class: int, recipe: Recipe) -> tuple[torch.nn.Mo
 def _cas(ctx: Context) -> dict:
     test = ctx.real("test")
     images, labels = ctx.cas_set() if ctx.cas_set else (ctx.sample.images, ctx.sample.labels)
-    recipe = ctx.cas_recipe or Recipe.from_dict(ctx.evaluator.info["recipe"])
+    recipe = ctx.cas_recipe or cas_mod.CAS_RECIPE
     per_class = cas_mod.per_class_count(labels, N_CLASSES)
     if per_class < 1:
         raise FashionGANError("cas needs images of every class; this set lacks some")
@@ -409,6 +409,7 @@ def evaluate_set(
     floor_values = floors(names, ctx, len(sample)) if with_floors else {}
     if "cas" in names:
         floor_values.update(cas=values["cas_real"], cas_ratio=1.0)
+        ctx.notes.append(f"cas classifier: {dataclasses.asdict(cas_recipe or cas_mod.CAS_RECIPE)}")
     results = {
         **values,
         "floors": floor_values,

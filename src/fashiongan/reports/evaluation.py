@@ -7,16 +7,13 @@ import math
 import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from fashiongan.fileio import atomic_write_bytes  # noqa: E402
-from fashiongan.reports.plots import figure_png  # noqa: E402
-from fashiongan.sampling import display_scale, label_rows, make_grid, save_png  # noqa: E402
+from fashiongan.fileio import atomic_write_bytes
+from fashiongan.reports.plots import figure_png
+from fashiongan.sampling import display_scale, label_rows, make_grid, save_png
 
 # key → (label, better: "low" | "high" | "ceiling", format)
 ROWS = {
@@ -73,7 +70,8 @@ def format_table(results: dict) -> str:
 def plot_confusion(cm: np.ndarray, class_names: tuple[str, ...]) -> bytes:
     """Rows: requested class; columns: the evaluator's prediction; cells: share of the row."""
     share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    fig = Figure(figsize=(7.5, 6.5))
+    ax = fig.subplots()
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for (r, c), v in np.ndenumerate(share):
         if v >= 0.005:
@@ -88,7 +86,8 @@ def plot_confusion(cm: np.ndarray, class_names: tuple[str, ...]) -> bytes:
 
 
 def plot_histogram(shares: list[float], floor: list[float] | None, names) -> bytes:
-    fig, ax = plt.subplots(figsize=(7.5, 3.5))
+    fig = Figure(figsize=(7.5, 3.5))
+    ax = fig.subplots()
     x = np.arange(len(shares))
     ax.bar(x - 0.2, shares, 0.4, label="evaluated")
     if floor is not None:

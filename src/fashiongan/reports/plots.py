@@ -1,15 +1,13 @@
-"""Training curves from metrics.jsonl rows, drawn with matplotlib's Agg backend."""
+"""Training curves from metrics.jsonl rows, drawn on matplotlib Figure objects: no pyplot, so
+importing this never switches the process's backend (inline figures in Jupyter keep working)."""
 
 import io
 import os
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from fashiongan.fileio import atomic_write_bytes  # noqa: E402
+from fashiongan.fileio import atomic_write_bytes
 
 # panel → (title, y label, [(metrics.jsonl key, legend)])
 PANELS = {
@@ -32,14 +30,30 @@ PANELS = {
 }
 
 
+class ShownFigure(Figure):
+    """A Figure that Jupyter shows as a PNG when it ends a cell. (A plain Figure made without
+    pyplot has no canvas manager, so IPython's inline backend prints only its repr.)"""
+
+    def _repr_png_(self) -> bytes:
+        return figure_png(self)
+
+
 def plot_training(records: list[dict], out_dir: str | os.PathLike) -> list[Path]:
-    """Write plots/training.png: one panel per entry of PANELS (x = thousands of real images
-    seen). Returns the paths written (none without records)."""
-    out_dir = Path(out_dir)
+    """Write plots/training.png (training_figure). Returns the paths written (none without
+    records)."""
     if not records:
         return []
+    path = Path(out_dir) / "training.png"
+    atomic_write_bytes(path, figure_png(training_figure(records)))
+    return [path]
+
+
+def training_figure(records: list[dict]) -> Figure:
+    """One panel per entry of PANELS against kimg (thousands of real images seen), from
+    metrics.jsonl rows. A Figure object: a notebook shows it inline, no pyplot involved."""
     kimg = [r["kimg"] for r in records]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 6.5))
+    fig = ShownFigure(figsize=(11, 6.5))
+    axes = fig.subplots(2, 2)
     fig.subplots_adjust(left=0.07, right=0.98, top=0.95, bottom=0.08, hspace=0.45, wspace=0.22)
     for ax, (key, (title, ylabel, series)) in zip(axes.flat, PANELS.items()):
         for field, legend in series:
@@ -51,9 +65,7 @@ def plot_training(records: list[dict], out_dir: str | os.PathLike) -> list[Path]
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
-    path = out_dir / "training.png"
-    atomic_write_bytes(path, figure_png(fig))
-    return [path]
+    return fig
 
 
 def _eval_rows(records: list[dict]) -> list[dict]:
@@ -67,7 +79,8 @@ def plot_evaluation(records: list[dict], out_dir: str | os.PathLike) -> list[Pat
     if not rows:
         return []
     kimg = [r["kimg"] for r in rows]
-    fig, (ax_fid, ax_q) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig = Figure(figsize=(11, 3.6))
+    (ax_fid, ax_q) = fig.subplots(1, 2)
     fig.subplots_adjust(left=0.07, right=0.93, top=0.9, bottom=0.15, wspace=0.3)
     ax_fid.plot(kimg, [r["fid"] for r in rows], marker="o", ms=3, lw=1.2)
     ax_fid.set(title="FID (evaluator features, real test split)", xlabel="kimg", ylabel="FID")
@@ -92,7 +105,8 @@ def plot_evaluation(records: list[dict], out_dir: str | os.PathLike) -> list[Pat
 
 def plot_fid_curves(curves: dict[str, list[dict]], path: str | os.PathLike) -> Path:
     """One figure, one FID-over-kimg line per run (compare)."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     for name, records in curves.items():
         rows = _eval_rows(records)
         if rows:
@@ -110,5 +124,4 @@ def plot_fid_curves(curves: dict[str, list[dict]], path: str | os.PathLike) -> P
 def figure_png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
     return buf.getvalue()

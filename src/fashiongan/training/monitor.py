@@ -7,6 +7,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fashiongan.fileio import atomic_write_bytes
+from fashiongan.progress import progress_bar
 
 
 class Monitor:
@@ -33,13 +34,11 @@ class Monitor:
                 self._rewrite(resume_step)
         self._metrics = open(self.metrics_path, "a", encoding="utf-8") if writer else None
         self._log = open(run_dir / "log.txt", "a", encoding="utf-8") if writer else None
-        self.bar = tqdm(
+        self.bar = progress_bar(
+            progress and writer,  # a terminal or a notebook; never a redirected log
             total=total,
             initial=initial,
             unit="step",
-            # None: tqdm draws only on a terminal; redirected to a file, the bar's carriage
-            # returns would make the whole run one line (the epoch lines on stdout stay)
-            disable=None if progress and writer else True,
             dynamic_ncols=True,
             file=sys.stderr,
             leave=False,
