@@ -199,3 +199,19 @@ def test_a_models_per_class_export_ignores_sample_order(tiny_evaluator, tiny_run
     ra = _score(str(out), ev_dir, data, tmp_path / "cache", ORDER_SENSITIVE)
     rb = _score(str(b), ev_dir, data, tmp_path / "cache", ORDER_SENSITIVE)
     _same(ra, rb, [k for m in ORDER_SENSITIVE for k in METRICS.get(m).keys])
+
+
+def test_in_training_evaluation_pairs_each_image_with_its_label(tiny_evaluator, tiny_run, tmp_path):  # noqa: F811
+    """--eval-every scores the canonically ordered set: its label accuracy must pair each image
+    with its own requested class, as a direct computation in the given order does."""
+    from fashiongan.metrics.label_accuracy import label_accuracy
+    from fashiongan.sampling import latents, load_generator
+    from fashiongan.training.periodic_eval import EVAL_SEED, PeriodicEval
+
+    ev_dir, data = tiny_evaluator
+    gen = load_generator(tiny_run)
+    periodic = PeriodicEval(100, tmp_path, str(data), None, torch.device("cpu"), str(ev_dir))
+    row = periodic(gen)
+    y = gen.labels(n=100)
+    _, logits = load_evaluator(ev_dir).evaluate(gen.images(latents(EVAL_SEED, 100, gen.z_dim), y))
+    assert row["label_accuracy"] == label_accuracy(logits, y, 10)["label_accuracy"]

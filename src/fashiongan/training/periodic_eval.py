@@ -47,7 +47,9 @@ class PeriodicEval:
             "is_std": is_std,
         }
         if y is not None:
-            row["label_accuracy"] = label_accuracy(sample.logits, y, 10)["label_accuracy"]
+            row["label_accuracy"] = label_accuracy(sample.logits, sample.labels, 10)[
+                "label_accuracy"
+            ]
         row["eval_seconds"] = round(time.perf_counter() - start, 2)
         row["evaluator"] = self.evaluator.id
         return row
