@@ -45,11 +45,20 @@ NAN_REMEDIES = (
 )
 
 
+def kept_checkpoint(ckpt_dir) -> str:
+    """Where the last good state is, for a message: the checkpoint folder, or that there is none
+    yet (a run that breaks before its first save has nothing to point to)."""
+    from pathlib import Path
+
+    d = Path(ckpt_dir)
+    if d.is_dir() and any(d.glob("*.pt")):
+        return f"the last good checkpoint is kept in {d}"
+    return "no checkpoint was written before it (the run must start over)"
+
+
 def nan_message(step: int, names: list[str], ckpt_dir) -> str:
-    return (
-        f"step {step}: {', '.join(names)} became NaN/Inf; the last good checkpoint is kept in "
-        f"{ckpt_dir}; {NAN_REMEDIES}"
-    )
+    where = kept_checkpoint(ckpt_dir)
+    return f"step {step}: {', '.join(names)} became NaN/Inf; {where}; {NAN_REMEDIES}"
 
 
 class CollapseWatch:

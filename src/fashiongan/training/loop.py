@@ -72,7 +72,13 @@ from fashiongan.training.distributed import (
     setup,
 )
 from fashiongan.training.ema import EMA
-from fashiongan.training.health import NAN_REMEDIES, CollapseWatch, NonFinite, nan_message
+from fashiongan.training.health import (
+    NAN_REMEDIES,
+    CollapseWatch,
+    NonFinite,
+    kept_checkpoint,
+    nan_message,
+)
 from fashiongan.training.monitor import Monitor
 
 # --on-nan skip gives up after this many steps in a row that each skipped an update
@@ -941,8 +947,8 @@ class Trainer:
             if self._skipped_in_a_row >= SKIP_LIMIT:
                 raise FashionGANError(
                     f"step {self.step}: the last {self._skipped_in_a_row} steps all skipped an "
-                    f"update for a NaN/Inf loss or gradient; the last good checkpoint is kept "
-                    f"in {ckpt_dir}; {NAN_REMEDIES}"
+                    f"update for a NaN/Inf loss or gradient; {kept_checkpoint(ckpt_dir)}; "
+                    f"{NAN_REMEDIES}"
                 )
             return False
         hit = self._nonfinite_report()
