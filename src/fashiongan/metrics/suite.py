@@ -409,7 +409,8 @@ def evaluate_set(
     floor_values = floors(names, ctx, len(sample)) if with_floors else {}
     if "cas" in names:
         floor_values.update(cas=values["cas_real"], cas_ratio=1.0)
-        ctx.notes.append(f"cas classifier: {dataclasses.asdict(cas_recipe or cas_mod.CAS_RECIPE)}")
+        recipe = dataclasses.asdict(cas_recipe or cas_mod.CAS_RECIPE)
+        ctx.notes.append("cas classifier: " + ", ".join(f"{k} {v}" for k, v in recipe.items()))
     results = {
         **values,
         "floors": floor_values,
