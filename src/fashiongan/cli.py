@@ -237,8 +237,11 @@ def _seed(text: str) -> int:
 
 
 def memory_bytes() -> int:
-    """This machine's physical memory."""
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    """This machine's physical memory (POSIX; 2^63 where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 2**63
 
 
 def _metric_names(text: str) -> list[str]:
