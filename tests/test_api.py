@@ -45,11 +45,17 @@ def test_train_takes_the_cli_settings_and_resumes(idx_dir, tmp_path):
         (dict(loss="nss"), "unknown loss"),
         (dict(max_time="soon"), "--max-time 'soon'"),
         (dict(kimg=float("nan")), "--kimg nan"),
+        (dict(steps="abc"), "steps='abc': expected int"),
+        (dict(steps=2.5), "steps=2.5: expected int"),
+        (dict(lr_g="1e-3"), "lr_g='1e-3': expected float"),
+        (dict(spectral_norm="yes"), "spectral_norm='yes': expected bool"),
+        (dict(betas=5), "betas=5: expected 2 numbers"),
+        (dict(loss=3), "loss=3: expected str"),
     ],
 )
 def test_train_refuses_bad_settings_in_one_line(tmp_path, kw, message):
     with pytest.raises(FashionGANError, match=message):
-        fashiongan.train(tmp_path / "bad", steps=1, **kw)
+        fashiongan.train(tmp_path / "bad", **{"steps": 1, **kw})
     assert not (tmp_path / "bad").exists()
 
 

@@ -146,6 +146,12 @@ def test_a_new_run_refuses_a_folder_with_an_earlier_runs_files(data, tmp_path, c
     assert (out / "metrics.jsonl").read_text() == '{"step": 50}\n'
 
 
+def test_a_file_is_not_a_run_folder(data, tmp_path, capsys):
+    (tmp_path / "f").write_text("mine")
+    one_line_error(capsys, _train(data, tmp_path / "f", "--steps", "1"), "is a file")
+    assert (tmp_path / "f").read_text() == "mine"
+
+
 def test_one_process_per_run_folder(data, tmp_path, capsys):
     out = tmp_path / "busy"
     with DirectoryLock(out):  # another process's run (flock: a second open conflicts too)

@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import json
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,30 @@ from fashiongan.errors import FashionGANError
 _PATHS = {path.rsplit(".", 1)[-1]: (path, f) for path, f in flat_fields()}
 
 
+def _typed(key: str, value: Any, kind: Any) -> Any:
+    """`value` as the field's type (int, float, bool, str, X | None, tuple[float, ...]), or a
+    one-line error naming the setting: the CLI's argparse types do this for the flags."""
+    args = typing.get_args(kind)
+    if type(None) in args:  # X | None
+        if value is None:
+            return None
+        kind = next(a for a in args if a is not type(None))
+        args = typing.get_args(kind)
+    if typing.get_origin(kind) is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise FashionGANError(f"{key}={value!r}: expected {len(args)} numbers")
+        return tuple(_typed(key, v, a) for v, a in zip(value, args))
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(kind, True)
+    if not ok:
+        raise FashionGANError(f"{key}={value!r}: expected {getattr(kind, '__name__', kind)}")
+    return float(value) if kind is float else value
+
+
 def _settings(cfg: RunConfig, settings: dict[str, Any]) -> RunConfig:
     for key, value in settings.items():
         if key not in _PATHS:
@@ -35,9 +60,7 @@ def _settings(cfg: RunConfig, settings: dict[str, Any]) -> RunConfig:
         path, f = _PATHS[key]
         if f.metadata.get("duration") and isinstance(value, str):
             value = parse_duration(value)
-        if isinstance(value, list):
-            value = tuple(value)
-        set_path(cfg, path, value)
+        set_path(cfg, path, _typed(key, value, f.type))
     return cfg
 
 

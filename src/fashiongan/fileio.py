@@ -114,6 +114,8 @@ class DirectoryLock:
         import fcntl
 
         path = self.directory / ".lock"
+        if self.directory.exists() and not self.directory.is_dir():
+            raise FashionGANError(f"{self.flag} {self.directory} is a file; expected a directory")
         self._made = [p for p in (self.directory, path) if not p.exists()]
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
