@@ -9,9 +9,8 @@ fashiongan.curves(run.run_dir)                            # a matplotlib Figure 
 result = fashiongan.evaluate(run.run_dir)                 # result.metrics, .floors, .table()
 """
 
-__version__ = "0.1.0"
-
-from fashiongan.sampling import LoadedGenerator, grid, load_generator  # noqa: E402
+from fashiongan._version import __version__
+from fashiongan.sampling import LoadedGenerator, grid, load_generator
 
 __all__ = [
     "LoadedGenerator",

@@ -116,7 +116,7 @@ def settings_of(run_dir: str | Path) -> dict[str, Any]:
 def read_rows(run_dir: str | Path) -> list[dict]:
     """The training rows of a run's metrics.jsonl (one per log tick: step, kimg, losses, D
     outputs, gradient norms, learning rates, img/s)."""
-    from fashiongan.training.monitor import read_metrics
+    from fashiongan.fileio import read_metrics
 
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():

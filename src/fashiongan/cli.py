@@ -15,7 +15,7 @@ import sys
 import types
 from pathlib import Path
 
-from fashiongan import __version__
+from fashiongan._version import __version__
 from fashiongan.config import (
     SEED_MAX,
     RunConfig,
@@ -564,9 +564,9 @@ def _train_ranks(args, cfg: RunConfig, ranks) -> int:
 
 def cmd_generate(args) -> int:
     from fashiongan.data.datasets import resize_images
+    from fashiongan.devices import pick_device
     from fashiongan.export import check_output, export, infer_format
     from fashiongan.sampling import latents, load_generator
-    from fashiongan.training.loop import pick_device
 
     out = Path(args.out)
     fmt = infer_format(out, args.format)
@@ -633,8 +633,8 @@ def cmd_serve(args) -> int:
         raise FashionGANError(
             f"serve needs the serve extra ({e.name} is missing): pip install 'fashiongan[serve]'"
         ) from None
+    from fashiongan.devices import pick_device
     from fashiongan.sampling import load_generator
-    from fashiongan.training.loop import pick_device
 
     if not 1 <= args.max_n <= 100_000:
         raise FashionGANError(f"--max-n {args.max_n}: expected 1..100000")
@@ -693,10 +693,10 @@ def cmd_download(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from fashiongan.devices import pick_device
     from fashiongan.metrics.evaluate import evaluate
     from fashiongan.metrics.evaluator import load_evaluator
     from fashiongan.reports.evaluation import format_table
-    from fashiongan.training.loop import pick_device
 
     if args.memorization_samples < 1:
         raise FashionGANError(

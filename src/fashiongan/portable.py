@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from fashiongan import __version__
+from fashiongan._version import __version__
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_write_bytes
 

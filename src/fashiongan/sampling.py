@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from fashiongan import __version__
+from fashiongan._version import __version__
 from fashiongan.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
 from fashiongan.data.datasets import parse_class, to_uint8
 from fashiongan.errors import FashionGANError

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fashiongan import __version__
+from fashiongan._version import __version__
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_save, atomic_write_bytes
 from fashiongan.metrics import cas as cas_mod

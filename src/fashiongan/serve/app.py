@@ -25,9 +25,10 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from fashiongan import __version__
+from fashiongan._version import __version__
 from fashiongan.data.datasets import parse_class
 from fashiongan.errors import FashionGANError
+from fashiongan.fileio import read_metrics
 from fashiongan.sampling import (
     LoadedGenerator,
     display_scale,
@@ -37,7 +38,6 @@ from fashiongan.sampling import (
     make_grid,
     png_bytes,
 )
-from fashiongan.training.monitor import read_metrics
 
 STATIC = Path(__file__).parent / "static"
 GRID_RE = re.compile(r"grid-(\d+)\.png")

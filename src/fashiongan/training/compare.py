@@ -27,17 +27,17 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from fashiongan import __version__
+from fashiongan._version import __version__
 from fashiongan.config import RunConfig, from_dict, to_dict
+from fashiongan.devices import pick_device
 from fashiongan.errors import FashionGANError
-from fashiongan.fileio import atomic_write_bytes
+from fashiongan.fileio import atomic_write_bytes, read_metrics
 from fashiongan.losses import LOSSES
 from fashiongan.metrics.evaluate import CAS_PER_CLASS, evaluate
 from fashiongan.metrics.evaluator import Evaluator, load_evaluator
 from fashiongan.reports.plots import plot_fid_curves
 from fashiongan.sampling import class_seed_grid, load_generator, save_png
-from fashiongan.training.loop import pick_device, validate
-from fashiongan.training.monitor import read_metrics
+from fashiongan.training.loop import validate
 
 DEFAULT_LOSSES = ("ragan", "ns", "minimax", "lsgan", "hinge", "wgan-gp")
 TABLE_KEYS = ("fid", "kid", "is", "precision", "recall", "label_accuracy", "cas")

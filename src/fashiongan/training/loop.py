@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fashiongan import __version__
+from fashiongan._version import __version__
 from fashiongan.checkpoint import (
     deserialize,
     load_checkpoint,
@@ -40,6 +40,7 @@ from fashiongan.config import (
     to_dict,
 )
 from fashiongan.data.datasets import Batcher, ImageDataset, default_cache_dir, load_dataset
+from fashiongan.devices import pick_device
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import DirectoryLock, atomic_write_bytes
 from fashiongan.losses import LOSSES, GANLoss, gradient_penalty, r1_penalty
@@ -94,24 +95,6 @@ STAT_KEYS = (
     "aux_loss_d",
     "aux_loss_g",
 )
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise FashionGANError("--device cuda: no CUDA device is available; use --device cpu")
-    if name == "mps" and not (
-        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-    ):
-        raise FashionGANError("--device mps: no Apple GPU is available; use --device cpu")
-    if name not in ("cpu", "cuda", "mps"):
-        raise FashionGANError(f"unknown --device {name!r}; choose auto, cpu, cuda or mps")
-    return torch.device(name)
 
 
 def validate(cfg: RunConfig) -> None:

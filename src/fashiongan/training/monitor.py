@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from fashiongan.fileio import atomic_write_bytes
+from fashiongan.fileio import atomic_write_bytes, read_metrics
 from fashiongan.progress import progress_bar
 
 
@@ -90,15 +90,3 @@ class Monitor:
         for f in (self._metrics, self._log):
             if f is not None:
                 f.close()
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """The rows of a metrics.jsonl; a torn last line (from a kill) is ignored."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
