@@ -329,7 +329,10 @@ def floors(names: list[str], ctx: Context, n: int) -> dict:
     if missing:
         ctx.log(f"real-vs-real floors for {', '.join(missing)} (once, then cached)")
         sample = floor_sample(ctx.real, ctx.reference_split, n)
-        floor_ctx = dataclasses.replace(ctx, sample=sample, artifacts={}, log=lambda s: None)
+        # the floor's own notes (and artifacts) are not the judged set's
+        floor_ctx = dataclasses.replace(
+            ctx, sample=sample, artifacts={}, notes=[], log=lambda s: None
+        )
         on_test = [m for m in missing if m in FLOOR_ON_TEST]
         if on_test:  # unseen real images with their true labels: the test split
             test = balanced_draw(ctx.real("test"), n, FLOOR_SEED)
