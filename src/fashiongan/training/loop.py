@@ -1070,9 +1070,8 @@ RUN_ARTEFACTS = ("config.json", "log.txt", "metrics.jsonl", "checkpoints", "samp
 
 def check_fresh_run_dir(run_dir: Path) -> None:
     """A new run goes into a new or empty-of-runs folder: never appended to the log of a run
-    killed before its first checkpoint, nor written over another run's checkpoints."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise FashionGANError(f"--out {run_dir} is a file; expected a directory")
+    killed before its first checkpoint, nor written over another run's checkpoints. (A file
+    given as the folder is refused by DirectoryLock, which runs first.)"""
     found = [n for n in RUN_ARTEFACTS if (run_dir / n).exists()]
     if not found:
         return
