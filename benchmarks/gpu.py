@@ -73,7 +73,7 @@ def img_per_s(trainer: Trainer, steps: int, repeats: int) -> float:
 
 def replay_only(trainer: Trainer, n: int = 300) -> float:
     """Steps/s of replaying the recorded step alone (no draws, no input copies)."""
-    graph = trainer.graph.graphs[False]
+    graph = trainer.update.graph.graphs[False]
     torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(n):
@@ -116,7 +116,7 @@ def variants(root: Path, data, steps: int, repeats: int) -> list[dict]:
         try:
             trainer = make_trainer(root / "v", data, row["batch"], **train)
             row["img_per_s"] = round(img_per_s(trainer, steps, repeats))
-            if trainer.graph is not None:
+            if trainer.update.graph is not None:
                 row["replay_only_img_per_s"] = round(replay_only(trainer) * row["batch"])
             elif row["batch"] == 64 and not row.get("compile"):
                 row["kernels_per_step"] = kernels_per_step(trainer)
@@ -141,8 +141,7 @@ def one_step_grads(root: Path, data, **train) -> torch.Tensor:
     """Gradients of D (with R1) and G after one step from the seed's initial state, with the
     learning rate 0 so the weights G's step sees are D's initial ones in every variant."""
     t = make_trainer(root / "g", data, lr_g=1e-30, lr_d=1e-30, **train)
-    real, z_d, z_g, y_g = t._draw()
-    t._maths(real, z_d, z_g, y_g, True, 1, 0.0)
+    t.update.maths(t.update.draw(), True, 1, 0.0)
     return flat_grads(t)
 
 

@@ -9,7 +9,8 @@ from fashiongan.checkpoint import load_checkpoint
 from fashiongan.errors import FashionGANError
 from fashiongan.training.accel import fit_adam, make_adam, portable_adam_state
 from fashiongan.training.health import NonFinite
-from fashiongan.training.loop import Trainer, check_graphable, grad_norm, train
+from fashiongan.training.loop import Trainer, train
+from fashiongan.training.step import check_graphable, grad_norm
 from test_training import tiny
 
 

@@ -13,8 +13,8 @@ from conftest import synthetic_images
 from fashiongan.checkpoint import load_checkpoint
 from fashiongan.cli import main
 from fashiongan.data.datasets import load_dataset
+from fashiongan.dataset_export import export
 from fashiongan.errors import FashionGANError
-from fashiongan.export import export
 from fashiongan.metrics.evaluate import default_out_dir, evaluate
 from fashiongan.metrics.evaluator import (
     Recipe,
@@ -267,8 +267,9 @@ def test_compare_trains_evaluates_and_tabulates(tiny_evaluator, tmp_path, monkey
 
 
 def test_compare_summarises_seeds():
-    from fashiongan.config import RunConfig
     from fashiongan.training.compare import Outcome, Variant, seed_summary
+
+    from fashiongan.config import RunConfig
 
     def outcome(label, seed, fid):
         return Outcome(Variant(f"{label}-s{seed}", label, seed, RunConfig()), None, True,
@@ -329,8 +330,9 @@ def test_compare_presets_and_bad_input(tiny_evaluator, tmp_path, capsys):
 
 
 def test_compare_adapts_and_notes_settings_a_loss_cannot_take():
-    from fashiongan.config import RunConfig, to_dict
     from fashiongan.training.compare import loss_variants
+
+    from fashiongan.config import RunConfig, to_dict
 
     base = to_dict(RunConfig())
     base["loss"]["label_smoothing"] = 0.9
@@ -407,8 +409,9 @@ def test_sweep_trains_a_grid_times_seeds_and_summarises(tiny_evaluator, tmp_path
 
 
 def test_progress_line_shows_every_run(tmp_path):
-    from fashiongan.config import RunConfig
     from fashiongan.training.compare import Variant, progress_line
+
+    from fashiongan.config import RunConfig
 
     variants = [Variant(f"v{i}", "x", 0, RunConfig()) for i in range(4)]
     run = tmp_path / "runs" / "v1"

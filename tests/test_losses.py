@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from fashiongan.config import RunConfig
 from fashiongan.errors import FashionGANError
 from fashiongan.losses import LOSSES, gradient_penalty, r1_penalty
 
@@ -28,6 +29,7 @@ EXPECTED = {
     "hinge": ((0 + 2) / 2 + (1.5 + 0) / 2, -(0.5 - 3) / 2),
     "wgan": ((0.5 - 3) / 2 - (2 - 1) / 2, 1.25),
     "wgan-gp": ((0.5 - 3) / 2 - (2 - 1) / 2, 1.25),
+    "wgan-lp": ((0.5 - 3) / 2 - (2 - 1) / 2, 1.25),  # its own part is the penalty, below
     # relativistic: pairs (2, 0.5) and (-1, -3); means r̄ = 0.5, f̄ = -1.25
     "rpgan": ((sp(0.5 - 2) + sp(-3 + 1)) / 2, (sp(2 - 0.5) + sp(-1 + 3)) / 2),
     "ragan": (
@@ -99,6 +101,39 @@ def test_gradient_penalty_closed_form():
     gp.backward()  # double backward reaches D's weights: d/dw (‖w‖-1)² = 2(‖w‖-1) w/‖w‖
     assert torch.allclose(D.w.grad, 2 * 2 * w / 3.0, rtol=1e-4)
     assert r1_penalty(D, real, None).item() == pytest.approx(9.0, rel=1e-5)
+
+
+def test_wgan_lp_penalises_only_gradients_above_one():
+    """WGAN-LP's penalty is WGAN-GP's above norm 1 and zero below it (Petzka et al. 2018)."""
+    cfg = RunConfig()
+    cfg.loss.gp_weight = 1.0
+    real, fake = torch.randn(4, 1, 2, 2), torch.randn(4, 1, 2, 2)
+
+    def uniform(shape):
+        return torch.rand(shape, generator=torch.Generator().manual_seed(0))
+
+    gp, lp = LOSSES.get("wgan-gp"), LOSSES.get("wgan-lp")
+    steep = Linear(torch.full((1, 2, 2), 1.5))  # ‖∇D‖ = 3 everywhere
+    assert lp.penalty(steep, real, fake, None, cfg, uniform).item() == pytest.approx(4.0, rel=1e-5)
+    assert gp.penalty(steep, real, fake, None, cfg, uniform).item() == pytest.approx(4.0, rel=1e-5)
+    gentle = Linear(torch.full((1, 2, 2), 0.25))  # ‖∇D‖ = 0.5
+    assert lp.penalty(gentle, real, fake, None, cfg, uniform).item() == 0.0
+    assert gp.penalty(gentle, real, fake, None, cfg, uniform).item() == pytest.approx(0.25)
+    cfg.loss.gp_weight = 10.0  # the weight is the config's
+    assert lp.penalty(steep, real, fake, None, cfg, uniform).item() == pytest.approx(40.0)
+
+
+def test_the_losses_without_a_penalty_have_none():
+    cfg = RunConfig()
+    D = Linear(torch.ones(1, 2, 2))
+    x = torch.randn(2, 1, 2, 2)
+    for name in ("ns", "hinge", "ragan", "wgan"):
+        assert LOSSES.get(name).penalty(D, x, x, None, cfg, torch.rand) is None
+
+
+def test_wgan_clip_default_is_the_loss_papers_value():
+    """--weight-clip's default and the WGAN loss's stated clip are the same number."""
+    assert RunConfig().loss.weight_clip == LOSSES.get("wgan").weight_clip
 
 
 def test_unknown_loss():

@@ -156,9 +156,9 @@ def test_spectral_norm_bounds_layers():
 
 def test_unknown_names():
     with pytest.raises(
-        FashionGANError, match="unknown model 'dcgan32'; choose one of: dcgan28, dcgan64"
+        FashionGANError, match="unknown model 'dcgan48'; choose one of: dcgan28, dcgan64, dcgan32"
     ):
-        build_generator("dcgan32", 16, 10, "none", 1.0, 8)
+        build_generator("dcgan48", 16, 10, "none", 1.0, 8)
     with pytest.raises(FashionGANError, match="unknown conditioning"):
         build_generator("dcgan28", 16, 10, "acgan", 1.0, 8)
     with pytest.raises(FashionGANError, match="--d-norm"):

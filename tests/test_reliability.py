@@ -19,7 +19,7 @@ from test_training import tiny, weights
 def poison_g_loss(trainer: Trainer, at_steps: set[int], times: int = 1000) -> list[int]:
     """G's loss is NaN while training the given steps, at most `times` times in all; returns
     the steps poisoned, in order (a rollback replays a step)."""
-    loss, hits = trainer.loss, []
+    loss, hits = trainer.update.loss, []
 
     def g_loss(*logits, **kwargs):  # (fake) or, for a relativistic loss, (fake, real)
         if trainer.step + 1 in at_steps and len(hits) < times:
@@ -27,7 +27,7 @@ def poison_g_loss(trainer: Trainer, at_steps: set[int], times: int = 1000) -> li
             return loss.g_loss(*logits, **kwargs) * float("nan")
         return loss.g_loss(*logits, **kwargs)
 
-    trainer.loss = dataclasses.replace(loss, g_loss=g_loss)
+    trainer.update.loss = dataclasses.replace(loss, g_loss=g_loss)
     return hits
 
 
@@ -94,7 +94,7 @@ def test_on_nan_skip_drops_the_bad_update_and_goes_on(idx_dir, tmp_path):
 
 
 def test_on_nan_skip_stops_when_every_update_is_bad(idx_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("fashiongan.training.loop.SKIP_LIMIT", 3)
+    monkeypatch.setattr("fashiongan.training.state.SKIP_LIMIT", 3)
     cfg = tiny(idx_dir, steps=50, on_nan="skip")
     trainer = Trainer(cfg, tmp_path / "r")
     poison_g_loss(trainer, set(range(4, 51)))

@@ -294,7 +294,7 @@ def test_user_errors_are_one_line(runs, tmp_path, capsys):
         ),
         (["train", "--out", cond, "--steps", "1"], ["already holds a run", "--resume"]),
         (["train", "--loss", "bce"], ["invalid choice: 'bce'"]),
-        (["train", "--model", "dcgan32"], ["invalid choice"]),
+        (["train", "--model", "dcgan48"], ["invalid choice"]),
         (["train", "--max-time", "ten minutes"], ["--max-time"]),
         (["train", "--preset", "nope"], ["unknown preset 'nope'"]),
         (

@@ -24,8 +24,10 @@ from fashiongan.losses import LOSSES, r1_penalty
 from fashiongan.models import CONDITIONINGS, MODELS, build_discriminator
 from fashiongan.training import loop
 from fashiongan.training.ema import EMA
-from fashiongan.training.loop import STAT_KEYS, StopFlag, Trainer, train, validate
+from fashiongan.training.loop import STAT_KEYS, StopFlag, Trainer, train
 from fashiongan.training.monitor import Monitor, read_metrics
+from fashiongan.training.step import Draws
+from fashiongan.validation import validate
 
 
 def tiny(idx_dir, **train) -> RunConfig:
@@ -111,7 +113,7 @@ def test_resume_keeps_the_noise_schedule(idx_dir, tmp_path):
     train(cfg, tmp_path / "r")
     cfg.train.steps = 40
     trainer = Trainer(cfg, tmp_path / "r", resume=True)
-    assert trainer.noise_nimg == 4 * 16 and trainer._noise_std() == 0.0
+    assert trainer.noise_nimg == 4 * 16 and trainer.noise_std() == 0.0
 
 
 def test_resume_refuses_changed_settings(idx_dir, tmp_path):
@@ -140,12 +142,15 @@ def test_resume_falls_back_from_corrupt_latest(idx_dir, tmp_path, capsys):
 # rahinge and ralsgan take ragan's path through the loop and differ only in their formulas,
 # which test_losses checks by hand: the default model and conditioning are enough for them
 RAGAN_LIKE = ("rahinge", "ralsgan")
+# dcgan32 is dcgan64's pattern one block shorter: every conditioning with the default loss
+PATTERN_ONLY = ("dcgan32",)
 COMBOS = [
     (m, c, lo)
     for m in MODELS.names()
     for c in CONDITIONINGS
     for lo in LOSSES.names()
-    if lo not in RAGAN_LIKE or (m, c) == ("dcgan28", "projection")
+    if (lo not in RAGAN_LIKE or (m, c) == ("dcgan28", "projection"))
+    and (m not in PATTERN_ONLY or lo == "ragan")
 ]
 
 
@@ -164,8 +169,8 @@ def test_every_combination_trains(idx_dir, tmp_path, model, cond, loss):
     assert not torch.equal(before, trainer.G.fc.weight)
     if loss == "wgan":
         assert all(p.abs().max() <= 0.01 + 1e-7 for p in trainer.D.parameters())
-    if loss == "wgan-gp":
-        assert rows[-1]["penalty"] > 0
+    if loss in ("wgan-gp", "wgan-lp"):
+        assert rows[-1]["penalty"] >= 0 and (loss == "wgan-lp" or rows[-1]["penalty"] > 0)
 
 
 def test_stabilisers_change_training(idx_dir, tmp_path):
@@ -269,15 +274,15 @@ def test_reused_fakes_are_the_fresh_fakes_of_the_same_draws(idx_dir, tmp_path):
 
         t.G.register_forward_hook(count)
     fresh = trainers[False]
-    draw = fresh._draw
+    draw = fresh.update.draw
 
     def reusing_draw():  # the reusing trainer's draws, with z_g = z_d and y_g = the real labels
-        fresh.g_draws = 0
-        real, z_d, _, _ = draw()
-        fresh.g_draws = 1
-        return real, z_d, z_d, [real[0][1]]
+        fresh.update.g_draws = 0
+        d = draw()
+        fresh.update.g_draws = 1
+        return Draws(d.real, d.z_d, d.z_d, [d.real[0][1]])
 
-    fresh._draw = reusing_draw
+    fresh.update.draw = reusing_draw
     for _ in range(3):
         for t in trainers.values():
             t.train_step()
@@ -288,18 +293,18 @@ def test_reused_fakes_are_the_fresh_fakes_of_the_same_draws(idx_dir, tmp_path):
         for k in a:
             assert torch.allclose(a[k], b[k], atol=1e-6), (part, k)
     cfg = tiny(idx_dir, steps=3, reuse_fakes=True, d_steps=2)
-    assert not Trainer(cfg, tmp_path / "two").reuse_fakes
+    assert not Trainer(cfg, tmp_path / "two").update.reuse_fakes
 
 
 def test_instance_noise_anneals_linearly(idx_dir, tmp_path):
     cfg = tiny(idx_dir, steps=10)
     cfg.train.instance_noise = 0.5
     trainer = Trainer(cfg, tmp_path / "r")
-    assert trainer.noise_nimg == 160 and trainer._noise_std() == 0.5
+    assert trainer.noise_nimg == 160 and trainer.noise_std() == 0.5
     trainer.nimg = 80
-    assert trainer._noise_std() == pytest.approx(0.25)
+    assert trainer.noise_std() == pytest.approx(0.25)
     trainer.nimg = 200
-    assert trainer._noise_std() == 0.0
+    assert trainer.noise_std() == 0.0
 
 
 def test_ema_half_life():
@@ -563,13 +568,13 @@ def test_r2_is_r1_taken_on_the_fakes(idx_dir, tmp_path):
     cfg = tiny(idx_dir, steps=1)
     cfg.loss.r1, cfg.loss.r2, cfg.log.log_every = 0.0, 1.0, 1
     trainer = Trainer(cfg, tmp_path / "r2")
-    real, z_d, z_g, y_g = trainer._draw()
-    fakes = [trainer.G_step(z, y).detach() for z, (_, y) in zip(z_d, real)]
+    draws = trainer.update.draw()
+    fakes = [trainer.nets.G_step(z, y).detach() for z, (_, y) in zip(draws.z_d, draws.real)]
     D_before = {k: v.clone() for k, v in trainer.D.state_dict().items()}
-    trainer._maths(real, z_d, z_g, y_g, True, 1, 0.0)
+    trainer.update.maths(draws, True, 1, 0.0)
     r2 = trainer.stats[STAT_KEYS.index("penalty")].item()
     trainer.D.load_state_dict(D_before)
-    _, y = real[0]
+    _, y = draws.real[0]
     expected = 0.5 * cfg.loss.r1_every * r1_penalty(trainer.D, fakes[0], y).item()
     assert r2 > 0 and r2 == pytest.approx(expected, rel=1e-4)
 

@@ -10,7 +10,6 @@ result = fashiongan.evaluate(run.run_dir)                 # result.metrics, .flo
 """
 
 from fashiongan._version import __version__
-from fashiongan.sampling import LoadedGenerator, grid, load_generator
 
 __all__ = [
     "LoadedGenerator",
@@ -24,8 +23,17 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # torch-free until used: `fashiongan.train` and `fashiongan.evaluate` import the training
-    # loop and the metrics (and matplotlib) only when first called
+    # torch-free until used (PEP 562): importing the package, or any of its torch-free modules
+    # such as the CLI's parser, loads no torch; each name below imports its module when first
+    # asked for
+    if name in ("LoadedGenerator", "load_generator"):
+        from fashiongan import sampling
+
+        return getattr(sampling, name)
+    if name == "grid":
+        from fashiongan.imaging import grid
+
+        return grid
     if name == "evaluate":
         from fashiongan.metrics.evaluate import evaluate
 

@@ -3,6 +3,7 @@ the CLI turns each field into a kebab-case flag whose help is the field's `help`
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -28,7 +29,7 @@ class DataConfig:
         "/usr/share/datasets/fashion-mnist)",
     )
     split: str = _f("train", "which split to train on", choices=("train", "test"))
-    subset: int = _f(0, "keep N images, balanced per class and seeded (0 = the whole split)")
+    subset: int = _f(0, "keep N images, balanced per class and seeded (0 = the whole split)", min=0)
     class_names: str = _f(
         "auto",
         "class names: 'fashion', 'numeric', or 'auto' (Fashion-MNIST names for the official data)",
@@ -42,20 +43,29 @@ class ModelConfig:
     cond: str = _f(
         "projection", "conditioning on the class label", choices=("none", "concat", "projection")
     )
-    z_dim: int = _f(100, "latent dimension")
+    z_dim: int = _f(100, "latent dimension", min=1)
     width: float = _f(
-        1.0, "G's width multiplier, and D's when --d-width is 0: base feature maps = 64 × width"
+        1.0,
+        "G's width multiplier, and D's when --d-width is 0: base feature maps = 64 × width",
+        gt=0,
+        expect="a positive number",
     )
     d_width: float = _f(
         0.5, "D's own width multiplier, apart from G's (0 = --width, the same as G's)"
     )
     g_depth: int = _f(
-        0, "G's extra 3×3 stride-1 conv layers (each with its norm and ReLU) per resolution"
+        0,
+        "G's extra 3×3 stride-1 conv layers (each with its norm and ReLU) per resolution",
+        min=0,
+        expect="0 (DCGAN) or more extra layers",
     )
     d_depth: int = _f(
-        1, "D's extra 3×3 stride-1 conv layers (each with its activation) per resolution"
+        1,
+        "D's extra 3×3 stride-1 conv layers (each with its activation) per resolution",
+        min=0,
+        expect="0 (DCGAN) or more extra layers",
     )
-    embed_dim: int = _f(32, "label embedding size concatenated to z (--cond concat)")
+    embed_dim: int = _f(32, "label embedding size concatenated to z (--cond concat)", min=1)
     spectral_norm: bool = _f(False, "spectral normalisation on D's layers (Miyato et al. 2018)")
     d_norm: str = _f("none", "normalisation in D after the first layer", choices=("none", "batch"))
     mbstd: int = _f(
@@ -69,52 +79,77 @@ class ModelConfig:
 class LossConfig:
     loss: str = _f("ragan", "adversarial loss", registry="losses")
     label_smoothing: float = _f(
-        1.0, "target for real images in D's loss, e.g. 0.9 (one-sided label smoothing; 1.0 = off)"
+        1.0,
+        "target for real images in D's loss, e.g. 0.9 (one-sided label smoothing; 1.0 = off)",
+        gt=0.5,
+        max=1.0,
+        expect="the real-image target in (0.5, 1], e.g. 0.9 (1.0 = off)",
     )
-    gp_weight: float = _f(10.0, "λ of the WGAN-GP gradient penalty (--loss wgan-gp)")
-    r1: float = _f(0.1, "γ of the R1 penalty γ/2·‖∇D(x)‖² on real images (0 = off)")
+    gp_weight: float = _f(10.0, "λ of the gradient penalty of --loss wgan-gp and wgan-lp", min=0)
+    r1: float = _f(0.1, "γ of the R1 penalty γ/2·‖∇D(x)‖² on real images (0 = off)", min=0)
     r2: float = _f(
         0.0,
         "γ of the R2 penalty γ/2·‖∇D(G(z))‖² on generated images, on R1's lazy steps; with R1 "
         "it keeps D smooth around both distributions (Roth et al. 2017; R3GAN, Huang et al. "
         "2024) (0 = off)",
+        min=0,
     )
     r1_every: int = _f(
         16,
         "lazy R1 and R2: apply them every N iterations, weighted ×N, so they cost 1/N as much "
         "(Karras et al. 2020 use 16)",
+        min=1,
     )
-    weight_clip: float = _f(0.01, "clip D's weights to ±c after each D step (--loss wgan)")
+    weight_clip: float = _f(
+        0.01, "clip D's weights to ±c after each D step (--loss wgan)", gt=0, expect="positive"
+    )
     aux_weight: float | None = _f(
         None,
         "AC-GAN auxiliary classifier: weight of the class cross-entropy D learns on real images "
         "and G minimises on its samples (0 = off; unset = 1 for a conditional model, off for "
         "--cond none)",
+        min=0,
+    )
+    reg: tuple[str, ...] = _f(
+        (),
+        "more regularisers of D, as NAME=STRENGTH (repeat the flag for several), applied on "
+        "R1's lazy steps: dragan=10 (Kodali et al. 2017)",
+        registry="regularizers",
+        omit_default=True,
     )
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = _f(20, "stop after this many passes over the data (0 = no epoch limit)")
-    steps: int = _f(0, "stop after this many iterations (0 = no step limit)")
-    kimg: float = _f(0.0, "stop after D has seen this many thousand real images (0 = no limit)")
+    epochs: int = _f(20, "stop after this many passes over the data (0 = no epoch limit)", min=0)
+    steps: int = _f(0, "stop after this many iterations (0 = no step limit)", min=0)
+    kimg: float = _f(
+        0.0, "stop after D has seen this many thousand real images (0 = no limit)", min=0
+    )
     max_time: float = _f(
-        0.0, "stop after this much wall time: seconds, or 90s/10m/2h (0 = no limit)", duration=True
+        0.0,
+        "stop after this much wall time: seconds, or 90s/10m/2h (0 = no limit)",
+        duration=True,
+        min=0,
     )
     batch_size: int = _f(
-        64, "images per batch (under torchrun: the global batch, split over ranks)"
+        64, "images per batch (under torchrun: the global batch, split over ranks)", min=1
     )
-    g_steps: int = _f(1, "G updates per iteration")
-    d_steps: int = _f(1, "D updates per iteration (each on a new real batch)")
+    g_steps: int = _f(1, "G updates per iteration", min=1)
+    d_steps: int = _f(1, "D updates per iteration (each on a new real batch)", min=1)
     reuse_fakes: bool = _f(
         True,
         "with one D and one G update per iteration: G draws the iteration's fakes once, with "
         "autograd, and the G update reuses the D update's fakes (same z and labels) instead of "
         "drawing new ones; saves one G forward per step, a sixth of a CPU step",
     )
-    lr_g: float = _f(4e-3, "Adam learning rate of G")
-    lr_d: float = _f(2e-3, "Adam learning rate of D (the default is half of G's)")
-    betas: tuple[float, float] = _f((0.0, 0.99), "Adam betas (two numbers)")
+    lr_g: float = _f(4e-3, "Adam learning rate of G", gt=0, expect="positive")
+    lr_d: float = _f(
+        2e-3, "Adam learning rate of D (the default is half of G's)", gt=0, expect="positive"
+    )
+    betas: tuple[float, float] = _f(
+        (0.0, 0.99), "Adam betas (two numbers)", min=0, lt=1, expect="two numbers in [0, 1)"
+    )
     lr_decay: str = _f(
         "none",
         "learning-rate schedule: constant, or decaying to 0 at the end of the budget "
@@ -125,32 +160,39 @@ class TrainConfig:
         0.5,
         "fraction of the budget (steps, kimg, epochs or --max-time, whichever ends first) after "
         "which the learning rates decay",
+        min=0,
+        lt=1,
+        expect="a fraction of the budget in [0, 1)",
     )
     instance_noise: float = _f(
-        0.0, "std of Gaussian noise added to D's inputs, annealed linearly to 0 (0 = off)"
+        0.0,
+        "std of Gaussian noise added to D's inputs, annealed linearly to 0 (0 = off)",
+        min=0,
     )
     noise_kimg: float = _f(
         0.0,
         "anneal instance noise to 0 over this many thousand images "
         "(0 = over the run's planned length, fixed when the run starts)",
+        min=0,
     )
-    grad_clip: float = _f(0.0, "clip the gradient norm of G and D to this value (0 = off)")
+    grad_clip: float = _f(0.0, "clip the gradient norm of G and D to this value (0 = off)", min=0)
     on_nan: str = _f(
         "stop",
         "when a loss or gradient turns NaN/Inf: stop (keep the last good checkpoint), skip "
         "that update, or rollback (reload the last checkpoint, halve both learning rates)",
         choices=("stop", "skip", "rollback"),
     )
-    max_rollbacks: int = _f(3, "--on-nan rollback: stop after this many rollbacks")
+    max_rollbacks: int = _f(3, "--on-nan rollback: stop after this many rollbacks", min=0)
     ema_kimg: float = _f(
         40.0,
         "half-life of the EMA of G's weights, in thousands of images "
         "(0 = no EMA); samples use the EMA",
+        min=0,
     )
-    ema_rampup: float = _f(0.2, "EMA half-life is at most this fraction of the images seen")
+    ema_rampup: float = _f(0.2, "EMA half-life is at most this fraction of the images seen", min=0)
     seed: int = _f(0, "seed of everything random: init, data order, noise", min=0, max=SEED_MAX)
     device: str = _f("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"))
-    threads: int = _f(0, "CPU threads for torch (0 = torch's default)")
+    threads: int = _f(0, "CPU threads for torch (0 = torch's default)", min=0)
     channels_last: bool = _f(
         True,
         "keep G's and D's weights and images channels-last (NHWC), the layout oneDNN's CPU "
@@ -189,18 +231,24 @@ class TrainConfig:
 
 @dataclass
 class LogConfig:
-    log_every: int = _f(50, "write metrics.jsonl and refresh the progress bar every N steps")
-    sample_every: int = _f(0, "fixed-noise grid every N steps (0 = once per epoch)")
-    ckpt_every: int = _f(0, "checkpoint every N steps (0 = once per epoch)")
-    keep: int = _f(3, "numbered checkpoints to keep besides latest/final (0 = keep all)")
-    grid_seeds: int = _f(10, "columns of the class × seed sample grid")
+    log_every: int = _f(50, "write metrics.jsonl and refresh the progress bar every N steps", min=1)
+    sample_every: int = _f(0, "fixed-noise grid every N steps (0 = once per epoch)", min=0)
+    ckpt_every: int = _f(0, "checkpoint every N steps (0 = once per epoch)", min=0)
+    keep: int = _f(3, "numbered checkpoints to keep besides latest/final (0 = keep all)", min=0)
+    grid_seeds: int = _f(10, "columns of the class × seed sample grid", min=1)
     progress: bool = _f(True, "show a progress bar when stderr is a terminal")
     eval_every: int = _f(
         0,
         "every N steps: FID, IS and label accuracy of --eval-samples images, logged, plotted, "
         "and checkpoints/best.pt kept by FID (0 = off)",
+        min=0,
     )
-    eval_samples: int = _f(5000, "images per --eval-every evaluation")
+    eval_samples: int = _f(
+        5000,
+        "images per --eval-every evaluation",
+        min=100,
+        expect="at least 100 (IS uses 10 splits)",
+    )
     evaluator: str | None = _f(
         None, "evaluator directory for --eval-every and compare (default: the shipped one)"
     )
@@ -263,7 +311,18 @@ RESUMABLE_CHANGES = {
 
 
 def to_dict(cfg: RunConfig) -> dict:
-    return dataclasses.asdict(cfg)
+    """The nested dict a run saves. Settings added after 0.1 (marked `omit_default`) are left
+    out while at their default, so a run that does not use them stays readable by 0.1."""
+    d = dataclasses.asdict(cfg)
+    for path, f in flat_fields():
+        if f.metadata.get("omit_default") and get_path(cfg, path) == _default(f):
+            section, name = path.split(".")
+            d[section].pop(name)
+    return d
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
 def flat_fields() -> list[tuple[str, dataclasses.Field]]:
@@ -302,12 +361,24 @@ def flag(path: str) -> str:
     return "--" + path.rsplit(".", 1)[-1].replace("_", "-")
 
 
+def _expected(meta: dict, is_int: bool) -> tuple[float | None, float | None, str]:
+    """A field's bounds (for an integer, int64's when it states none) and how to say them."""
+    lo, hi = meta.get("min"), meta.get("max")
+    if is_int:
+        lo = INT_RANGE[0] if lo is None else lo
+        hi = INT_RANGE[1] if hi is None else hi
+    if "expect" in meta:
+        return lo, hi, meta["expect"]
+    if hi is not None and lo is not None:
+        return lo, hi, f"{lo}..{hi}"
+    return lo, hi, "a non-negative number" if lo == 0 else f"at least {lo}"
+
+
 def check_numbers(cfg: RunConfig) -> None:
     """One rule for every numeric setting, from the fields' types and metadata: a float is
     finite (NaN and ±inf are refused: `--max-time nan` would train forever, `--lr-g inf` break
-    the first step), an integer fits int64, and both respect the field's `min`/`max`."""
-    import math
-
+    the first step), an integer fits int64, and both respect the field's `min`/`max` and its
+    exclusive `gt`/`lt`."""
     for path, f in flat_fields():
         value = get_path(cfg, path)
         values = value if isinstance(value, tuple) else (value,)
@@ -317,13 +388,27 @@ def check_numbers(cfg: RunConfig) -> None:
             shown = " ".join(str(x) for x in values)
             if isinstance(v, float) and not math.isfinite(v):
                 raise FashionGANError(f"{flag(path)} {shown}: expected a finite number")
-            lo, hi = f.metadata.get("min"), f.metadata.get("max")
-            if isinstance(v, int):
-                lo = INT_RANGE[0] if lo is None else lo
-                hi = INT_RANGE[1] if hi is None else hi
-            if (lo is not None and v < lo) or (hi is not None and v > hi):
-                span = f"{lo}..{hi}" if hi is not None else f"at least {lo}"
-                raise FashionGANError(f"{flag(path)} {shown}: expected {span}")
+            meta = f.metadata
+            lo, hi, expect = _expected(meta, isinstance(v, int))
+            gt, lt = meta.get("gt"), meta.get("lt")
+            if (
+                (lo is not None and v < lo)
+                or (hi is not None and v > hi)
+                or (gt is not None and v <= gt)
+                or (lt is not None and v >= lt)
+            ):
+                raise FashionGANError(f"{flag(path)} {shown}: expected {expect}")
+
+
+def or_list(items, word: str = "or") -> str:
+    """['a', 'b', 'c'] → 'a, b or c' (or 'a, b and c' with word='and')."""
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
+
+
+def choices_of(path: str) -> tuple[str, ...]:
+    """The `choices` a field states ('model.cond' → ('none', 'concat', 'projection'))."""
+    return tuple(dict(flat_fields())[path].metadata["choices"])
 
 
 def get_path(cfg: RunConfig, path: str) -> Any:

@@ -1,10 +1,10 @@
-"""Sampling from a trained generator: seeded latents, class × seed grids, latent walks, and
-the PNG/GIF writers they use. Data-set export lives in fashiongan.export.
+"""Sampling from a trained generator: seeded latents, class × seed grids and latent walks.
+Image encoding (grids, PNG, GIF) lives in fashiongan.imaging, data-set export in
+fashiongan.dataset_export.
 
 Images leave this module as uint8 N×H×W (0 = black background, as in Fashion-MNIST).
 """
 
-import io
 import math
 import os
 import secrets
@@ -14,15 +14,23 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from fashiongan._version import __version__
 from fashiongan.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
 from fashiongan.data.datasets import parse_class, to_uint8
 from fashiongan.errors import FashionGANError
-from fashiongan.fileio import atomic_save, atomic_write_bytes
-from fashiongan.models import build_generator
-from fashiongan.portable import is_portable, read_generator
+from fashiongan.imaging import (  # noqa: F401 - grid, save_png, ...: their names before 0.2
+    display_scale,
+    grid,
+    label_rows,
+    make_grid,
+    png_bytes,
+    save_gif,
+    save_interpolation,
+    save_png,
+)
+from fashiongan.model_export import is_portable, read_generator
+from fashiongan.models.build import generator_from_state
 
 
 def latents(seeds: list[int] | int, n: int | None, z_dim: int, device="cpu") -> torch.Tensor:
@@ -170,108 +178,21 @@ def load_generator(
     else:
         ckpt_path = resolve_checkpoint(path)
         state = load_checkpoint(ckpt_path)
-    cfg = state["config"]
-    try:
-        m, class_names = cfg["model"], tuple(state["class_names"])
-        G = build_generator(
-            m["model"],
-            m["z_dim"],
-            len(class_names),
-            m["cond"],
-            m["width"],
-            m["embed_dim"],
-            m.get("g_depth", 0),  # absent from checkpoints made before depth existed
-        )
-        weights = state["G_ema"] if ema and state.get("G_ema") is not None else state["G"]
-    except (KeyError, TypeError) as e:
-        raise FashionGANError(
-            f"{ckpt_path}: checkpoint lacks {e} (made by fashiongan "
-            f"{state.get('version', '?')}; this is {__version__})"
-        ) from None
-    load_weights(
-        G, weights, str(ckpt_path), f"model {m['model']} (cond={m['cond']}, width={m['width']})"
-    )
+    G, cfg = generator_from_state(state, str(ckpt_path))
+    class_names, m = tuple(state["class_names"]), cfg.model
+    weights = state["G_ema"] if ema and state.get("G_ema") is not None else state["G"]
+    load_weights(G, weights, str(ckpt_path), f"model {m.model} (cond={m.cond}, width={m.width})")
     dev = torch.device(device)
     return LoadedGenerator(
         G.to(dev, memory_format=torch.channels_last).eval(),  # as trained; faster convs
         class_names,
-        m["z_dim"],
-        m["cond"] != "none",
+        m.z_dim,
+        m.cond != "none",
         G.spec.resolution,
         int(state["step"]),
-        cfg,
+        state["config"],
         dev,
     )
-
-
-def grid(
-    images: np.ndarray | torch.Tensor, ncol: int = 10, scale: int | None = None
-) -> Image.Image:
-    """uint8 N×H×W (numpy or torch) → a PIL image, ncol images a row, enlarged `scale` times
-    (default ×2 for images of 32 px or less). A notebook shows it inline; `.save(path)` keeps it."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise FashionGANError(
-            f"grid takes uint8 N×H×W images, got {images.dtype} {tuple(images.shape)}"
-        )
-    side = images.shape[-1]
-    return upscaled(make_grid(images, ncol), display_scale(side) if scale is None else scale)
-
-
-def make_grid(images: np.ndarray | torch.Tensor, ncol: int, pad: int = 2) -> np.ndarray:
-    """uint8 N×H×W → one uint8 image, ncol images per row, `pad` pixels of gray between."""
-    images = np.asarray(images)
-    n, h, w = images.shape
-    nrow = max(1, math.ceil(n / ncol))
-    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad), 64, np.uint8)
-    for i in range(n):
-        r, c = divmod(i, ncol)
-        grid[
-            pad + r * (h + pad) : pad + r * (h + pad) + h,
-            pad + c * (w + pad) : pad + c * (w + pad) + w,
-        ] = images[i]
-    return grid
-
-
-def display_scale(side: int) -> int:
-    """Pictures of images of 32 px or less are shown ×2 (grids, walks, reports)."""
-    return 2 if side <= 32 else 1
-
-
-def upscaled(image: np.ndarray, scale: int) -> Image.Image:
-    """uint8 H×W → a PIL image enlarged `scale` times with nearest-neighbour pixels."""
-    img = Image.fromarray(image)
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    return img
-
-
-def png_bytes(image: np.ndarray | Image.Image, scale: int = 1) -> bytes:
-    img = image if isinstance(image, Image.Image) else upscaled(np.asarray(image), scale)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def label_rows(
-    grid: np.ndarray, names: list[str], cell: int, pad: int = 2, scale: int = 1
-) -> Image.Image:
-    """A PIL image of `grid` (upscaled by `scale`) with a column of row names on the left."""
-    img = upscaled(grid, scale)
-    font = ImageFont.load_default()
-    margin = max(int(font.getlength(n)) for n in names) + 8
-    out = Image.new("L", (img.width + margin, img.height), 255)
-    out.paste(img, (margin, 0))
-    draw = ImageDraw.Draw(out)
-    for r, name in enumerate(names):
-        y = (pad + r * (cell + pad)) * scale + (cell * scale) // 2 - 6
-        draw.text((4, y), name, fill=0, font=font)
-    return out
-
-
-def save_png(path: str | os.PathLike, image: np.ndarray | Image.Image) -> None:
-    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-    atomic_save(path, lambda f: img.save(f, format="PNG"))
 
 
 def class_seed_grid(
@@ -337,36 +258,3 @@ def interpolation_frames(
             y = None if c is None else torch.full((steps,), c, dtype=torch.int64)
             walks.append(gen.images(z, y))
     return torch.stack(walks)
-
-
-def _gif_bytes(frames: list[Image.Image], ms_per_frame: int) -> bytes:
-    """An endlessly looping animated GIF."""
-    buf = io.BytesIO()
-    frames[0].save(
-        buf, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0
-    )
-    return buf.getvalue()
-
-
-def save_gif(path: str | os.PathLike, frames: list[Image.Image], ms_per_frame: int) -> None:
-    """An endlessly looping animated GIF, written atomically."""
-    atomic_write_bytes(path, _gif_bytes(frames, ms_per_frame))
-
-
-def encode_interpolation(frames: torch.Tensor, fmt: str) -> bytes:
-    """frames W×T×H×W' → PNG strip (a row per walk) or animated GIF (frame t shows every walk)
-    bytes. Images of 32 px or less are upscaled ×2, as in the training grids."""
-    w, t, h, _ = frames.shape
-    scale = display_scale(h)
-    if fmt == "png":
-        return png_bytes(make_grid(frames.reshape(w * t, h, h).numpy(), t), scale)
-    if fmt == "gif":
-        ncol = math.ceil(math.sqrt(w))
-        pics = [upscaled(make_grid(frames[:, k].numpy(), ncol), scale) for k in range(t)]
-        return _gif_bytes(pics + pics[-2:0:-1], ms_per_frame=80)  # there and back
-    raise FashionGANError(f"unknown interpolation format {fmt!r}; choose png or gif")
-
-
-def save_interpolation(path: str | os.PathLike, frames: torch.Tensor, fmt: str) -> None:
-    """encode_interpolation(frames, fmt), written atomically to path."""
-    atomic_write_bytes(path, encode_interpolation(frames, fmt))

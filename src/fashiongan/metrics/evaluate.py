@@ -12,15 +12,19 @@ import torch
 from fashiongan.data.datasets import default_cache_dir, resize_images
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import writable_dir
+from fashiongan.metrics.defaults import (  # noqa: F401 - CAS_PER_CLASS: its name before 0.2
+    CAS_PER_CLASS,
+    FID_MIN_SAMPLES,
+    MEMORIZATION_SAMPLES,
+    NUM_SAMPLES,
+)
 from fashiongan.metrics.evaluator import EVAL_SIZE, Evaluator, load_evaluator
 from fashiongan.metrics.order import canonical_order
 from fashiongan.metrics.reference import FeatureSet
 from fashiongan.metrics.sources import ImageSet, is_generator_source, read_image_set
-from fashiongan.metrics.suite import FID_MIN_SAMPLES, MEMORIZATION_SAMPLES, evaluate_set
+from fashiongan.metrics.suite import evaluate_set
 from fashiongan.reports.evaluation import write_report
 from fashiongan.sampling import latents, load_generator
-
-CAS_PER_CLASS = 6000  # the real train split's size: CAS then compares with the evaluator itself
 
 
 @dataclass
@@ -111,10 +115,32 @@ def featurize(image_set: ImageSet, evaluator: Evaluator) -> FeatureSet:
     return FeatureSet(images, labels, features, logits, image_set.description)
 
 
+def _judged_set(source, num_samples, seed, ema, device, cas_per_class, log):
+    """The image set to judge, and for a generator the function that samples CAS's training
+    set (None for an image set, on which CAS trains as it is)."""
+    if isinstance(source, ImageSet):
+        return source, None
+    if not is_generator_source(Path(source)):
+        return read_image_set(str(source)), None
+    if num_samples < 2:
+        raise FashionGANError(f"--num-samples {num_samples}: must be at least 2")
+    if cas_per_class < 1:
+        raise FashionGANError(f"--cas-per-class {cas_per_class}: must be at least 1")
+    image_set = sample_generator(source, num_samples, seed, ema, device)
+    n_cas = cas_per_class * len(image_set.class_names)
+
+    def cas_set() -> tuple[torch.Tensor, torch.Tensor]:
+        log(f"CAS: sampling {n_cas} images ({cas_per_class} per class, seed {seed + 1})")
+        s = sample_generator(source, n_cas, seed + 1, ema, device)
+        return _at_eval_size(s.images), s.labels
+
+    return image_set, cas_set
+
+
 def evaluate(
     source: str | Path | ImageSet,
     metrics: list[str] | None = None,
-    num_samples: int = 10_000,
+    num_samples: int = NUM_SAMPLES,
     reference: str = "test",
     seed: int = 0,
     out: str | Path | None = None,
@@ -141,24 +167,7 @@ def evaluate(
         )
         writable_dir(out, "--out")
     evaluator = (evaluator or load_evaluator()).to(device)
-    cas_set = None
-    if isinstance(source, ImageSet):
-        image_set = source
-    elif is_generator_source(Path(source)):
-        if num_samples < 2:
-            raise FashionGANError(f"--num-samples {num_samples}: must be at least 2")
-        if cas_per_class < 1:
-            raise FashionGANError(f"--cas-per-class {cas_per_class}: must be at least 1")
-        image_set = sample_generator(source, num_samples, seed, ema, device)
-        n_cas = cas_per_class * len(image_set.class_names)
-
-        def cas_set() -> tuple[torch.Tensor, torch.Tensor]:
-            log(f"CAS: sampling {n_cas} images ({cas_per_class} per class, seed {seed + 1})")
-            s = sample_generator(source, n_cas, seed + 1, ema, device)
-            return _at_eval_size(s.images), s.labels
-
-    else:
-        image_set = read_image_set(str(source))
+    image_set, cas_set = _judged_set(source, num_samples, seed, ema, device, cas_per_class, log)
     n = len(image_set.images)
     wants_fid = metrics is None or "fid" in metrics
     if wants_fid and n < FID_MIN_SAMPLES:

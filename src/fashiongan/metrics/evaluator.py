@@ -20,13 +20,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fashiongan.data.datasets import N_CLASSES
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_save, atomic_write_bytes, sha256_file
 
 NAME = "fmnist-cnn"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 EVAL_SIZE = 28  # the evaluator sees 28×28; larger images are shrunk (antialiased) first
-N_CLASSES = 10
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from fashiongan.data.csv import read_csv
-from fashiongan.data.datasets import FASHION_CLASSES, parse_class
+from fashiongan.data.datasets import FASHION_CLASSES, N_CLASSES, parse_class
 from fashiongan.data.idx import read_idx
 from fashiongan.errors import FashionGANError
 
@@ -21,7 +21,6 @@ KINDS = (
     "a run directory, a checkpoint (.pt), a generator (.safetensors), .npz, an IDX images file, "
     ".csv or a PNG folder"
 )
-N_CLASSES = 10
 
 
 @dataclass

@@ -19,9 +19,19 @@ import numpy as np
 import torch
 
 from fashiongan._version import __version__
+from fashiongan.data.datasets import N_CLASSES
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_save, atomic_write_bytes
 from fashiongan.metrics import cas as cas_mod
+from fashiongan.metrics.defaults import (
+    FLOOR_SEED,
+    IS_SPLITS,
+    KID_SUBSET_SIZE,
+    KID_SUBSETS,
+    MEMORIZATION_SAMPLES,
+    PRDC_K,
+    REFERENCE_SPLITS,
+)
 from fashiongan.metrics.evaluator import (
     Evaluator,
     Recipe,
@@ -42,16 +52,9 @@ from fashiongan.metrics.reference import (
     real_features,
     reference_radii,
 )
+from fashiongan.metrics.swd import swd
 from fashiongan.registry import Registry
 
-N_CLASSES = 10
-FID_MIN_SAMPLES = 10_000
-PRDC_K = 5
-KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
-IS_SPLITS = 10
-MEMORIZATION_SAMPLES = 2000
-FLOOR_SEED = 0
-REFERENCE_SPLITS = ("test", "train")
 # metrics whose floor needs real images the evaluator never trained on, whatever the reference
 FLOOR_ON_TEST = ("label_accuracy", "memorization")
 
@@ -86,6 +89,8 @@ class Metric:
     needs_labels: bool = False
     slow: bool = False  # left out of the default set (minutes)
     min_samples: int = 2  # fewer judged images: left out of the default set, refused if named
+    # the report's table rows for keys it does not know yet: (key, label, "low"|"high", format)
+    rows: tuple[tuple[str, str, str, str], ...] = ()
 
 
 METRICS: Registry[Metric] = Registry("metric")
@@ -125,6 +130,16 @@ def _kid(ctx: Context) -> dict:
 def _is(ctx: Context) -> dict:
     mean, std = inception_score(ctx.sample.logits, IS_SPLITS, ctx.seed)
     return {"is": mean, "is_std": std}
+
+
+@_metric(
+    "swd",
+    ("swd",),
+    "sliced Wasserstein distance of evaluator features (0 = same set)",
+    rows=(("swd", "SWD", "low", "{:.4f}"),),
+)
+def _swd(ctx: Context) -> dict:
+    return {"swd": swd(ctx.sample.features, ctx.reference.features, seed=ctx.seed)}
 
 
 @_metric(
@@ -357,6 +372,36 @@ def make_real_loader(
     return real
 
 
+def _provenance(ctx: Context, names, reference: str, memorization_samples: int, start) -> dict:
+    """What produced a result: evaluator, metrics, sets, settings, versions, time."""
+    sample, evaluator, seed = ctx.sample, ctx.evaluator, ctx.seed
+    return {
+        "evaluator": evaluator.id,
+        "evaluator_test_accuracy": evaluator.info.get("test_accuracy"),
+        "metrics": names,
+        "source": sample.description,
+        "n_fake": len(sample),
+        "n_real": len(ctx.reference),
+        "split": reference,
+        "reference_checksum": ctx.reference.checksum,
+        "floor": f"{len(sample)} class-balanced real images of the "
+        f"{'train' if reference == 'test' else 'test'} split (seed {FLOOR_SEED}) vs the "
+        f"reference; label accuracy and memorization on real test images; cas: the same "
+        f"recipe trained on real images",
+        "labels": "given" if sample.labels is not None else "none",
+        "seed": seed,
+        "prdc_k": PRDC_K,
+        "kid_subsets": [KID_SUBSETS, KID_SUBSET_SIZE],
+        "is_splits": IS_SPLITS,
+        "memorization_samples": min(len(sample), memorization_samples),
+        "notes": ctx.notes,
+        "version": __version__,
+        "torch": torch.__version__,
+        "seconds": round(time.perf_counter() - start, 2),
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def evaluate_set(
     sample: FeatureSet,
     evaluator: Evaluator,
@@ -417,30 +462,6 @@ def evaluate_set(
     results = {
         **values,
         "floors": floor_values,
-        "provenance": {
-            "evaluator": evaluator.id,
-            "evaluator_test_accuracy": evaluator.info.get("test_accuracy"),
-            "metrics": names,
-            "source": sample.description,
-            "n_fake": len(sample),
-            "n_real": len(ctx.reference),
-            "split": reference,
-            "reference_checksum": ctx.reference.checksum,
-            "floor": f"{len(sample)} class-balanced real images of the "
-            f"{'train' if reference == 'test' else 'test'} split (seed {FLOOR_SEED}) vs the "
-            f"reference; label accuracy and memorization on real test images; cas: the same "
-            f"recipe trained on real images",
-            "labels": "given" if sample.labels is not None else "none",
-            "seed": seed,
-            "prdc_k": PRDC_K,
-            "kid_subsets": [KID_SUBSETS, KID_SUBSET_SIZE],
-            "is_splits": IS_SPLITS,
-            "memorization_samples": min(len(sample), memorization_samples),
-            "notes": ctx.notes,
-            "version": __version__,
-            "torch": torch.__version__,
-            "seconds": round(time.perf_counter() - start, 2),
-            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        },
+        "provenance": _provenance(ctx, names, reference, memorization_samples, start),
     }
     return results, ctx.artifacts

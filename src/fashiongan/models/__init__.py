@@ -1,4 +1,6 @@
-"""Model registry: a name → DCGANSpec; `build_models` makes (G, D) from a ModelConfig."""
+"""Models: the registry (a name → DCGANSpec), the networks, and their builders. Training and
+sampling build through models/build.py from a run's settings; build_generator and
+build_discriminator take the settings one by one (for tests and notebooks)."""
 
 import torch.nn as nn
 
@@ -10,13 +12,7 @@ from fashiongan.models.dcgan import (
     Discriminator,
     Generator,
 )
-from fashiongan.registry import Registry
-
-MODELS: Registry[DCGANSpec] = Registry("model")
-MODELS.register("dcgan28")(DCGANSpec(resolution=28, base_res=7, g_mult=(2, 1), d_mult=(1, 2)))
-MODELS.register("dcgan64")(
-    DCGANSpec(resolution=64, base_res=4, g_mult=(8, 4, 2, 1), d_mult=(1, 2, 4, 8))
-)
+from fashiongan.models.registry import MODELS
 
 
 def build_generator(

@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+from fashiongan.config import choices_of
 from fashiongan.models.layers import (
     ConditionalBatchNorm2d,
     conv_transpose_as_fold,
@@ -34,8 +35,8 @@ from fashiongan.models.layers import (
     init_dcgan,
 )
 
-CONDITIONINGS = ("none", "concat", "projection")
-D_NORMS = ("none", "batch")
+CONDITIONINGS = choices_of("model.cond")
+D_NORMS = choices_of("model.d_norm")
 
 
 @dataclass(frozen=True)

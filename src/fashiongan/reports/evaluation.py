@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from fashiongan.fileio import atomic_write_bytes
+from fashiongan.imaging import display_scale, label_rows, make_grid, save_png
 from fashiongan.reports.plots import figure_png
-from fashiongan.sampling import display_scale, label_rows, make_grid, save_png
 
 # key → (label, better: "low" | "high" | "ceiling", format)
 ROWS = {
@@ -41,14 +41,26 @@ def _fmt(key: str, value) -> str:
         return "—"
     if key == "kid":
         value = value * 1000
-    return ROWS[key][2].format(value)
+    return display_rows()[key][2].format(value)
+
+
+def display_rows() -> dict:
+    """ROWS, then the rows the registered metrics declare for keys ROWS does not know."""
+    from fashiongan.metrics.suite import METRICS
+
+    extra = {
+        key: (label, better, fmt)
+        for name in METRICS.names()
+        for key, label, better, fmt in METRICS.get(name).rows
+    }
+    return {**ROWS, **{k: v for k, v in extra.items() if k not in ROWS}}
 
 
 def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
     """(metric, value, real-vs-real floor, better) for every reported scalar."""
     floors = results.get("floors", {})
     rows = []
-    for key, (label, better, _) in ROWS.items():
+    for key, (label, better, _) in display_rows().items():
         if key not in results:
             continue
         value = _fmt(key, results[key])

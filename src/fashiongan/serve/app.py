@@ -29,15 +29,8 @@ from fashiongan._version import __version__
 from fashiongan.data.datasets import parse_class
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import read_metrics
-from fashiongan.sampling import (
-    LoadedGenerator,
-    display_scale,
-    encode_interpolation,
-    interpolation_frames,
-    latents,
-    make_grid,
-    png_bytes,
-)
+from fashiongan.imaging import display_scale, encode_interpolation, make_grid, png_bytes
+from fashiongan.sampling import LoadedGenerator, interpolation_frames, latents
 
 STATIC = Path(__file__).parent / "static"
 GRID_RE = re.compile(r"grid-(\d+)\.png")
@@ -172,36 +165,28 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(
-    generators: list[tuple[Path, LoadedGenerator]],
-    max_n: int = 1024,
-) -> FastAPI:
-    """The app over (source path, generator) pairs; `max_n` caps images per request."""
-    if not generators:
-        raise FashionGANError("serve needs at least one run directory or checkpoint")
-    served = {
-        mid: Served(mid, src, gen, src if src.is_dir() else None)
-        for mid, (src, gen) in zip(model_ids([s for s, _ in generators]), generators)
-    }
-    lock = threading.Lock()  # one generation at a time: torch already uses every core
+class Service:
+    """The served generators and what every route needs of them: lookups that answer a bad
+    request with a 422 or 404, and generation one request at a time in a worker thread."""
 
-    # /docs and /redoc with their scripts served from the package, not a CDN
-    app: FastAPI = FastAPIOffline(
-        title="fashiongan",
-        version=__version__,
-        description="Generate, interpolate and inspect trained fashiongan generators.",
-    )
-    app.state.served = served
-    app.add_middleware(LimitRequestSize)
+    def __init__(self, generators: list[tuple[Path, LoadedGenerator]], max_n: int):
+        if not generators:
+            raise FashionGANError("serve needs at least one run directory or checkpoint")
+        self.served = {
+            mid: Served(mid, src, gen, src if src.is_dir() else None)
+            for mid, (src, gen) in zip(model_ids([s for s, _ in generators]), generators)
+        }
+        self.max_n = max_n
+        self.lock = threading.Lock()  # one generation at a time: torch already uses every core
 
-    def get_model(mid: str | None) -> Served:
+    def model(self, mid: str | None) -> Served:
         if mid is None:
-            return next(iter(served.values()))
-        if mid not in served:
-            raise HTTPException(422, f"unknown model {mid!r}; available: {', '.join(served)}")
-        return served[mid]
+            return next(iter(self.served.values()))
+        if mid not in self.served:
+            raise HTTPException(422, f"unknown model {mid!r}; available: {', '.join(self.served)}")
+        return self.served[mid]
 
-    def class_ids(m: Served, classes: list[str] | None) -> list[int] | None:
+    def class_ids(self, m: Served, classes: list[str] | None) -> list[int] | None:
         if not classes:
             return None
         if not m.gen.conditional:
@@ -213,98 +198,19 @@ def create_app(
         except FashionGANError as e:
             raise HTTPException(422, str(e)) from None
 
-    def check_n(n: int) -> None:
-        if not 1 <= n <= max_n:
+    def check_n(self, n: int) -> None:
+        if not 1 <= n <= self.max_n:
             raise HTTPException(
-                422, f"n={n}: expected 1..{max_n} (the server's cap; start it with --max-n)"
+                422, f"n={n}: expected 1..{self.max_n} (the server's cap; start it with --max-n)"
             )
 
-    async def run_locked(fn, *args):
-        """fn(*args) in a worker thread, one at a time; a FashionGANError is the client's."""
-
-        def locked():
-            with lock, torch.inference_mode():
-                return fn(*args)
-
-        try:
-            return await run_in_threadpool(locked)
-        except FashionGANError as e:
-            raise HTTPException(422, str(e)) from None
-
-    def encode(m: Served, req: GenerateRequest, ids: list[int] | None) -> tuple[bytes, str]:
-        """Sample and encode (in the worker thread: PNG encoding is CPU work too)."""
-        g = m.gen
-        y = g.labels(ids, n=req.n)  # cycles over the classes asked for (all when none)
-        images = g.images(latents(req.seed, req.n, g.z_dim), y).numpy()
-        labels = y.numpy() if y is not None else np.full(req.n, -1, np.int64)
-        if req.format == "npz":
-            return _npz(images, labels, g.class_names), "application/octet-stream"
-        if req.format == "json":
-            items = [
-                {
-                    "label": int(lab) if lab >= 0 else None,
-                    "class": g.class_names[lab] if lab >= 0 else None,
-                    "png": base64.b64encode(png_bytes(img)).decode(),
-                }
-                for img, lab in zip(images, labels)
-            ]
-            body = {"model": m.id, "seed": req.seed, "images": items}
-            return json.dumps(body).encode(), "application/json"
-        grid = make_grid(images, req.ncol or min(req.n, 10))
-        return png_bytes(grid, display_scale(g.resolution)), "image/png"
-
-    async def generate(req: GenerateRequest) -> Response:
-        m = get_model(req.model)
-        check_n(req.n)
-        ids = class_ids(m, req.classes)
-        body, media_type = await run_locked(encode, m, req, ids)
-        headers = {"X-Seed": str(req.seed), "X-Model": m.id}
-        if req.format == "npz":
-            headers["Content-Disposition"] = f'attachment; filename="{m.id}-seed{req.seed}.npz"'
-        return Response(body, media_type=media_type, headers=headers)
-
-    @app.get("/health")
-    def health() -> dict:
-        return {"status": "ok", "version": __version__, "models": len(served)}
-
-    @app.get("/v1/models")
-    def models() -> list[dict]:
-        return [m.describe() for m in served.values()]
-
-    @app.get("/v1/generate", response_class=Response)
-    async def generate_get(
-        model: str | None = None,
-        n: int = 10,
-        class_: Annotated[list[str] | None, Query(alias="class")] = None,
-        seed: Annotated[int, Query(ge=0, lt=2**63)] = 0,
-        format: Literal["png", "npz", "json"] = "png",
-        ncol: Annotated[int | None, Query(ge=1, le=64)] = None,
-    ) -> Response:
-        """Images as a grid PNG, an NPZ (images, labels, class_names) or JSON (base64 PNGs)."""
-        return await generate(
-            GenerateRequest(model=model, n=n, classes=class_, seed=seed, format=format, ncol=ncol)
-        )
-
-    @app.post("/v1/generate", response_class=Response)
-    async def generate_post(req: GenerateRequest) -> Response:
-        """The same as GET, with a JSON body."""
-        return await generate(req)
-
-    @app.get("/v1/interpolate", response_class=Response)
-    async def interpolate(
-        model: str | None = None,
-        seeds: Annotated[list[int], Query()] = [0, 1],  # noqa: B006
-        class_: Annotated[list[str] | None, Query(alias="class")] = None,
-        steps: Annotated[int, Query(ge=2, le=64)] = 10,
-        mode: Literal["slerp", "lerp"] = "slerp",
-        format: Literal["png", "gif", "json"] = "png",
-    ) -> Response:
-        """Walks between seeds (class fixed by one `class`, or every class) or between two or
-        more classes with z fixed: a PNG strip, a GIF, or JSON frames (base64 PNGs)."""
-        m = get_model(model)
+    @staticmethod
+    def check_seeds(seeds: list[int]) -> None:
         if any(not 0 <= s < 2**63 for s in seeds):
             raise HTTPException(422, f"seeds must be in 0..2^63-1, got {seeds[:10]}")
-        ids = class_ids(m, class_)
+
+    @staticmethod
+    def check_walks(m: Served, seeds: list[int], ids, steps: int) -> None:
         between_classes = ids is not None and len(ids) >= 2
         if not between_classes and len(seeds) < 2:
             raise HTTPException(422, "give at least two seeds, or two classes to walk between")
@@ -318,6 +224,139 @@ def create_app(
                 422, f"{walks} walks × {steps} steps = {walks * steps} frames; at most {MAX_FRAMES}"
             )
 
+    async def run_locked(self, fn, *args):
+        """fn(*args) in a worker thread, one at a time; a FashionGANError is the client's."""
+
+        def locked():
+            with self.lock, torch.inference_mode():
+                return fn(*args)
+
+        try:
+            return await run_in_threadpool(locked)
+        except FashionGANError as e:
+            raise HTTPException(422, str(e)) from None
+
+    async def generate(self, req: GenerateRequest) -> Response:
+        m = self.model(req.model)
+        self.check_n(req.n)
+        ids = self.class_ids(m, req.classes)
+        body, media_type = await self.run_locked(encode_images, m, req, ids)
+        headers = {"X-Seed": str(req.seed), "X-Model": m.id}
+        if req.format == "npz":
+            headers["Content-Disposition"] = f'attachment; filename="{m.id}-seed{req.seed}.npz"'
+        return Response(body, media_type=media_type, headers=headers)
+
+    def run_of(self, mid: str) -> Served:
+        if mid not in self.served:
+            raise HTTPException(404, f"unknown run {mid!r}; available: {', '.join(self.served)}")
+        m = self.served[mid]
+        if m.run_dir is None:
+            raise HTTPException(
+                404, f"{mid!r} was served from a file, not a run directory: it has no run data"
+            )
+        return m
+
+
+def encode_images(m: Served, req: GenerateRequest, ids: list[int] | None) -> tuple[bytes, str]:
+    """Sample and encode (in the worker thread: PNG encoding is CPU work too)."""
+    g = m.gen
+    y = g.labels(ids, n=req.n)  # cycles over the classes asked for (all when none)
+    images = g.images(latents(req.seed, req.n, g.z_dim), y).numpy()
+    labels = y.numpy() if y is not None else np.full(req.n, -1, np.int64)
+    if req.format == "npz":
+        return _npz(images, labels, g.class_names), "application/octet-stream"
+    if req.format == "json":
+        items = [
+            {
+                "label": int(lab) if lab >= 0 else None,
+                "class": g.class_names[lab] if lab >= 0 else None,
+                "png": base64.b64encode(png_bytes(img)).decode(),
+            }
+            for img, lab in zip(images, labels)
+        ]
+        body = {"model": m.id, "seed": req.seed, "images": items}
+        return json.dumps(body).encode(), "application/json"
+    grid = make_grid(images, req.ncol or min(req.n, 10))
+    return png_bytes(grid, display_scale(g.resolution)), "image/png"
+
+
+def grid_files(m: Served) -> dict[int, Path]:
+    found = {}
+    for p in (m.run_dir / "samples").glob("grid-*.png"):
+        if match := GRID_RE.fullmatch(p.name):
+            found[int(match.group(1))] = p
+    return dict(sorted(found.items()))
+
+
+def create_app(
+    generators: list[tuple[Path, LoadedGenerator]],
+    max_n: int = 1024,
+) -> FastAPI:
+    """The app over (source path, generator) pairs; `max_n` caps images per request."""
+    svc = Service(generators, max_n)
+    # /docs and /redoc with their scripts served from the package, not a CDN
+    app: FastAPI = FastAPIOffline(
+        title="fashiongan",
+        version=__version__,
+        description="Generate, interpolate and inspect trained fashiongan generators.",
+    )
+    app.state.served = svc.served
+    app.add_middleware(LimitRequestSize)
+    _generation_routes(app, svc)
+    _run_routes(app, svc)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    return app
+
+
+def _generation_routes(app: FastAPI, svc: Service) -> None:
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "version": __version__, "models": len(svc.served)}
+
+    @app.get("/v1/models")
+    def models() -> list[dict]:
+        return [m.describe() for m in svc.served.values()]
+
+    @app.get("/v1/generate", response_class=Response)
+    async def generate_get(
+        model: str | None = None,
+        n: int = 10,
+        class_: Annotated[list[str] | None, Query(alias="class")] = None,
+        seed: Annotated[int, Query(ge=0, lt=2**63)] = 0,
+        format: Literal["png", "npz", "json"] = "png",
+        ncol: Annotated[int | None, Query(ge=1, le=64)] = None,
+    ) -> Response:
+        """Images as a grid PNG, an NPZ (images, labels, class_names) or JSON (base64 PNGs)."""
+        return await svc.generate(
+            GenerateRequest(model=model, n=n, classes=class_, seed=seed, format=format, ncol=ncol)
+        )
+
+    @app.post("/v1/generate", response_class=Response)
+    async def generate_post(req: GenerateRequest) -> Response:
+        """The same as GET, with a JSON body."""
+        return await svc.generate(req)
+
+    @app.get("/v1/interpolate", response_class=Response)
+    async def interpolate(
+        model: str | None = None,
+        seeds: Annotated[list[int], Query()] = [0, 1],  # noqa: B006
+        class_: Annotated[list[str] | None, Query(alias="class")] = None,
+        steps: Annotated[int, Query(ge=2, le=64)] = 10,
+        mode: Literal["slerp", "lerp"] = "slerp",
+        format: Literal["png", "gif", "json"] = "png",
+    ) -> Response:
+        """Walks between seeds (class fixed by one `class`, or every class) or between two or
+        more classes with z fixed: a PNG strip, a GIF, or JSON frames (base64 PNGs)."""
+        m = svc.model(model)
+        svc.check_seeds(seeds)
+        ids = svc.class_ids(m, class_)
+        svc.check_walks(m, seeds, ids, steps)
+
         def walk() -> tuple[bytes, str]:
             frames = interpolation_frames(m.gen, seeds, ids, steps, mode)
             if format == "json":
@@ -328,24 +367,16 @@ def create_app(
             media = "image/png" if format == "png" else "image/gif"
             return encode_interpolation(frames, format), media
 
-        body, media_type = await run_locked(walk)
+        body, media_type = await svc.run_locked(walk)
         return Response(body, media_type=media_type, headers={"X-Model": m.id})
 
-    def run_of(mid: str) -> Served:
-        if mid not in served:
-            raise HTTPException(404, f"unknown run {mid!r}; available: {', '.join(served)}")
-        m = served[mid]
-        if m.run_dir is None:
-            raise HTTPException(
-                404, f"{mid!r} was served from a file, not a run directory: it has no run data"
-            )
-        return m
 
+def _run_routes(app: FastAPI, svc: Service) -> None:
     @app.get("/v1/runs/{run_id}/metrics")
     def run_metrics(run_id: str) -> dict:
         """The training curves (metrics.jsonl): `train` rows (losses, D outputs, gradient
         norms, ...) and `eval` rows (FID, IS, label accuracy over training)."""
-        m = run_of(run_id)
+        m = svc.run_of(run_id)
         path = m.run_dir / "metrics.jsonl"
         rows = read_metrics(path) if path.is_file() else []
         clean = [
@@ -358,30 +389,15 @@ def create_app(
             "eval": [r for r in clean if "fid" in r],
         }
 
-    def grid_files(m: Served) -> dict[int, Path]:
-        found = {}
-        for p in (m.run_dir / "samples").glob("grid-*.png"):
-            if match := GRID_RE.fullmatch(p.name):
-                found[int(match.group(1))] = p
-        return dict(sorted(found.items()))
-
     @app.get("/v1/runs/{run_id}/grids")
     def run_grids(run_id: str) -> dict:
         """The steps at which fixed-noise sample grids were saved."""
-        return {"id": run_id, "steps": list(grid_files(run_of(run_id)))}
+        return {"id": run_id, "steps": list(grid_files(svc.run_of(run_id)))}
 
     @app.get("/v1/runs/{run_id}/grids/{step}", response_class=FileResponse)
     def run_grid(run_id: str, step: int) -> FileResponse:
         """The fixed-noise grid saved at `step` (a PNG)."""
-        files = grid_files(run_of(run_id))
+        files = grid_files(svc.run_of(run_id))
         if step not in files:
             raise HTTPException(404, f"no grid at step {step}; saved at: {list(files)[:20]}")
         return FileResponse(files[step], media_type="image/png")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
-
-    return app

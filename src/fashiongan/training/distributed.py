@@ -72,7 +72,7 @@ def broadcast(obj, ranks: Ranks):
     return box[0]
 
 
-def mean_(t: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+def all_reduce_mean_(t: torch.Tensor, ranks: Ranks) -> torch.Tensor:
     """Average t over the ranks, in place."""
     if ranks.enabled:
         dist.all_reduce(t)

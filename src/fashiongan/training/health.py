@@ -70,6 +70,7 @@ class CollapseWatch:
 
     def __init__(self, loss: GANLoss):
         self.loss_name, self.probabilistic = loss.name, loss.probabilistic
+        self.saturating = loss.saturating
         self.zero_when_d_wins = loss.zero_when_d_wins
         self.since: dict[str, int | None] = {"d_wins": None, "g_vanishes": None}
         self.warned: dict[str, bool] = {"d_wins": False, "g_vanishes": False}
@@ -122,7 +123,7 @@ class CollapseWatch:
                 f"0.1, --label-smoothing 0.9, a lower --lr-d, or --loss hinge --spectral-norm"
             )
         return f"{head} (|∇G| {row['grad_norm_g']:.2e}, peak {self.peak_grad_g:.2e}): " + (
-            "--loss minimax saturates when D rejects every fake; use --loss ns"
-            if self.loss_name == "minimax"
+            f"--loss {self.loss_name} saturates when D rejects every fake; use --loss ns"
+            if self.saturating
             else "G has stopped learning; try a lower --lr-d or --d-steps 1"
         )

@@ -1,5 +1,6 @@
 """`--eval-every`: FID, IS and label accuracy of a fixed set of latents during training, against
-the cached real test split, so a run's quality can be followed and its best step kept."""
+the cached real test split, so a run's quality can be followed and its best step kept. The
+numbers come from the metric registry that `fashiongan evaluate` uses, on the same features."""
 
 import time
 from pathlib import Path
@@ -8,14 +9,14 @@ import torch
 
 from fashiongan.metrics.evaluate import featurize
 from fashiongan.metrics.evaluator import load_evaluator
-from fashiongan.metrics.fid import fid
-from fashiongan.metrics.inception_score import inception_score
-from fashiongan.metrics.label_accuracy import label_accuracy
 from fashiongan.metrics.reference import real_features
 from fashiongan.metrics.sources import ImageSet
+from fashiongan.metrics.suite import METRICS, Context
 from fashiongan.sampling import LoadedGenerator, latents
 
 EVAL_SEED = 123_456  # the same latents at every evaluation: the curve shows G, not noise
+# the metrics scored, and the keys of theirs that go into metrics.jsonl
+PERIODIC = {"fid": ("fid",), "is": ("is", "is_std"), "label_accuracy": ("label_accuracy",)}
 
 
 class PeriodicEval:
@@ -30,7 +31,7 @@ class PeriodicEval:
         device: torch.device,
         evaluator_dir: str | None = None,
     ):
-        self.n = n
+        self.n, self.cache_dir = n, cache_dir
         self.evaluator = load_evaluator(evaluator_dir).to(device)
         self.reference = real_features(self.evaluator, "test", cache_dir, data, data_env)
 
@@ -40,16 +41,20 @@ class PeriodicEval:
         y = gen.labels(n=self.n)
         images = gen.images(latents(EVAL_SEED, self.n, gen.z_dim), y)
         sample = featurize(ImageSet(images, y, "training samples"), self.evaluator)
-        is_mean, is_std = inception_score(sample.logits)
-        row = {
-            "fid": fid(sample.features, self.reference.features),
-            "is": is_mean,
-            "is_std": is_std,
-        }
-        if y is not None:
-            row["label_accuracy"] = label_accuracy(sample.logits, sample.labels, 10)[
-                "label_accuracy"
-            ]
+        ctx = Context(
+            sample, self.reference, "test", self.evaluator, self._no_other_split, self.cache_dir
+        )
+        row = {}
+        for name, keys in PERIODIC.items():
+            metric = METRICS.get(name)
+            if metric.needs_labels and y is None:
+                continue
+            values = metric.fn(ctx)
+            row.update({k: values[k] for k in keys})
         row["eval_seconds"] = round(time.perf_counter() - start, 2)
         row["evaluator"] = self.evaluator.id
         return row
+
+    @staticmethod
+    def _no_other_split(split: str):
+        raise RuntimeError(f"--eval-every scores against the test split only, not {split}")

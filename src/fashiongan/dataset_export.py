@@ -20,7 +20,7 @@ from fashiongan.fileio import (
     temp_prefix,
     writable_dir,
 )
-from fashiongan.sampling import display_scale, label_rows, make_grid, save_png
+from fashiongan.imaging import display_scale, label_rows, make_grid, save_png
 
 FORMATS = ("png", "pngs", "npz", "idx", "csv")
 _EXT_FORMAT = {".png": "png", ".npz": "npz", ".csv": "csv"}

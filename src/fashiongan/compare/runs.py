@@ -32,12 +32,14 @@ from fashiongan.config import RunConfig, from_dict, to_dict
 from fashiongan.devices import pick_device
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_write_bytes, read_metrics
+from fashiongan.imaging import save_png
 from fashiongan.losses import LOSSES
-from fashiongan.metrics.evaluate import CAS_PER_CLASS, evaluate
+from fashiongan.metrics.defaults import CAS_PER_CLASS, NUM_SAMPLES
+from fashiongan.metrics.evaluate import evaluate
 from fashiongan.metrics.evaluator import Evaluator, load_evaluator
 from fashiongan.reports.plots import plot_fid_curves
-from fashiongan.sampling import class_seed_grid, load_generator, save_png
-from fashiongan.training.loop import validate
+from fashiongan.sampling import class_seed_grid, load_generator
+from fashiongan.validation import validate
 
 DEFAULT_LOSSES = ("ragan", "ns", "minimax", "lsgan", "hinge", "wgan-gp")
 TABLE_KEYS = ("fid", "kid", "is", "precision", "recall", "label_accuracy", "cas")
@@ -65,8 +67,9 @@ class Outcome:
 
 
 def loss_variants(base: dict, losses: list[str], seeds: list[int]) -> list[Variant]:
-    """The base config once per loss and seed. WGAN-GP gets --d-norm none (its penalty needs
-    per-sample critic outputs): the only setting changed, and said so in the table."""
+    """The base config once per loss and seed, each fitted to its loss where the base does not
+    fit it (e.g. WGAN-GP gets --d-norm none: its penalty needs per-sample critic outputs); what
+    was changed is said in the table."""
     variants = []
     for loss in losses:
         for seed in seeds:
@@ -74,16 +77,7 @@ def loss_variants(base: dict, losses: list[str], seeds: list[int]) -> list[Varia
             d.setdefault("loss", {})["loss"] = loss
             d.setdefault("train", {})["seed"] = seed
             d["name"] = f"{loss}-s{seed}"
-            note = ""
-            if loss == "wgan-gp" and d.get("model", {}).get("d_norm") == "batch":
-                d["model"]["d_norm"] = "none"
-                note = "d_norm none (gradient penalty)"
-            if (
-                not LOSSES.get(loss).smoothable
-                and d.get("loss", {}).get("label_smoothing", 1.0) != 1.0
-            ):
-                d["loss"]["label_smoothing"] = 1.0
-                note = (note + "; " if note else "") + "no label smoothing"
+            note = "; ".join(LOSSES.get(loss).adapt(d))
             variants.append(Variant(d["name"], loss, seed, from_dict(d, f"compare {loss}"), note))
     return variants
 
@@ -276,7 +270,7 @@ def compare(
     variants: list[Variant],
     out: Path,
     jobs: int = 1,
-    num_samples: int = 10_000,
+    num_samples: int = NUM_SAMPLES,
     with_cas: bool = False,
     cas_per_class: int = CAS_PER_CLASS,
     evaluator: Evaluator | None = None,
@@ -299,11 +293,29 @@ def compare(
         except FashionGANError as e:
             raise FashionGANError(f"{v.name}: {e}") from None
     out.mkdir(parents=True, exist_ok=True)
-    cores = os.cpu_count() or 1
-    threads = max(1, cores // jobs)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     env = dict(os.environ if env is None else env)
     log(f"training {len(variants)} runs, {jobs} at a time ({threads} threads each) → {out}")
+    outcomes = _train_all(variants, out, jobs, threads, env, log, progress_every)
+    floors, evaluator_id = {}, ""
+    for o in outcomes:
+        if o.ok:
+            log(f"evaluating {o.variant.name}")
+            ev = _evaluate_one(o, num_samples, with_cas, cas_per_class, evaluator, cache_dir, env)
+            floors = floors or ev.results.get("floors", {})
+            evaluator_id = ev.results["provenance"]["evaluator"]
+    curves = {o.variant.name: read_metrics(o.run_dir / "metrics.jsonl") for o in outcomes if o.ok}
+    if any(any("fid" in r for r in rows) for rows in curves.values()):
+        plot_fid_curves(curves, out / "fid.png")
+    if any(o.ok for o in outcomes):
+        save_png(out / "samples.png", side_by_side(outcomes))
+    header = _header(variants[0].cfg, kind, num_samples, evaluator_id, jobs, threads)
+    write_tables(outcomes, out, floors, header, kind)
+    return outcomes
 
+
+def _train_all(variants, out: Path, jobs: int, threads: int, env: dict, log, every: float):
+    """Train the variants, `jobs` at a time, with a progress line for all every `every` s."""
     state: dict[str, str] = {}
 
     def run(v: Variant) -> Outcome:
@@ -318,51 +330,46 @@ def compare(
     finished, started = threading.Event(), time.perf_counter()
 
     def report() -> None:
-        while not finished.wait(progress_every):
+        while not finished.wait(every):
             log(progress_line(variants, state, out, time.perf_counter() - started))
 
     reporter = threading.Thread(target=report, daemon=True)
     reporter.start()
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            outcomes = list(pool.map(run, variants))
+            return list(pool.map(run, variants))
     finally:
         finished.set()
         reporter.join()
-    floors: dict = {}
-    evaluator_id = ""
-    for o in outcomes:
-        if not o.ok:
-            continue
-        o.img_per_s, o.kimg = _throughput(o.run_dir)
-        rows = [r for r in read_metrics(o.run_dir / "metrics.jsonl") if "fid" in r]
-        log(f"evaluating {o.variant.name}")
-        metrics = ["fid", "kid", "is", "prdc"]
-        if o.variant.cfg.model.cond != "none":
-            metrics += ["label_accuracy"] + (["cas"] if with_cas else [])
-        ev = evaluate(
-            o.run_dir,
-            metrics=metrics,
-            num_samples=num_samples,
-            out=o.run_dir / "eval",
-            evaluator=evaluator or load_evaluator(o.variant.cfg.log.evaluator),
-            cache_dir=cache_dir,
-            data=o.variant.cfg.data.data,
-            env_dir=env.get("FASHIONGAN_DATA"),
-            device=pick_device(o.variant.cfg.train.device),
-            cas_per_class=cas_per_class,
-            log=lambda s: None,
-        )
-        o.results = dict(ev.results)
-        o.results["best_fid"] = min((r["fid"] for r in rows), default=None)
-        floors = floors or ev.results.get("floors", {})
-        evaluator_id = ev.results["provenance"]["evaluator"]
-    curves = {o.variant.name: read_metrics(o.run_dir / "metrics.jsonl") for o in outcomes if o.ok}
-    if any(any("fid" in r for r in rows) for rows in curves.values()):
-        plot_fid_curves(curves, out / "fid.png")
-    if any(o.ok for o in outcomes):
-        save_png(out / "samples.png", side_by_side(outcomes))
-    first = variants[0].cfg
+
+
+def _evaluate_one(o: Outcome, num_samples, with_cas, cas_per_class, evaluator, cache_dir, env):
+    """Score a trained variant (its results go into the outcome) and return the Evaluation."""
+    o.img_per_s, o.kimg = _throughput(o.run_dir)
+    rows = [r for r in read_metrics(o.run_dir / "metrics.jsonl") if "fid" in r]
+    metrics = ["fid", "kid", "is", "prdc"]
+    if o.variant.cfg.model.cond != "none":
+        metrics += ["label_accuracy"] + (["cas"] if with_cas else [])
+    ev = evaluate(
+        o.run_dir,
+        metrics=metrics,
+        num_samples=num_samples,
+        out=o.run_dir / "eval",
+        evaluator=evaluator or load_evaluator(o.variant.cfg.log.evaluator),
+        cache_dir=cache_dir,
+        data=o.variant.cfg.data.data,
+        env_dir=env.get("FASHIONGAN_DATA"),
+        device=pick_device(o.variant.cfg.train.device),
+        cas_per_class=cas_per_class,
+        log=lambda s: None,
+    )
+    o.results = dict(ev.results)
+    o.results["best_fid"] = min((r["fid"] for r in rows), default=None)
+    return ev
+
+
+def _header(first: RunConfig, kind: str, num_samples, evaluator_id, jobs, threads) -> list[str]:
+    """compare.md's opening lines: the budget, the evaluation and the machine."""
     t = first.train
     budget = ", ".join(
         f"{k} {v}"
@@ -374,7 +381,7 @@ def compare(
         )
         if v  # fmt: skip
     )
-    header = [
+    return [
         "# fashiongan compare" if kind == "loss/preset" else f"# fashiongan sweep over {kind}",
         "",
         f"- budget per run: {budget}; batch {t.batch_size}; model {first.model.model} "
@@ -385,5 +392,3 @@ def compare(
         f"- {jobs} job(s) at a time, {threads} thread(s) each; fashiongan {__version__}, "
         f"torch {torch.__version__}, device {t.device}",
     ]
-    write_tables(outcomes, out, floors, header, kind)
-    return outcomes

@@ -1,0 +1,201 @@
+"""`fashiongan download`, `evaluate` and `evaluator`: real data and the metrics."""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from fashiongan.cli.common import (
+    Parser,
+    cache_dir_from_env,
+    ema_flag,
+    seed_arg,
+)
+from fashiongan.errors import FashionGANError
+from fashiongan.metrics import defaults
+
+
+def download_parser(sub) -> None:
+    from fashiongan.data.download import OFFICIAL_URL
+
+    p = sub.add_parser("download", help="fetch the official Fashion-MNIST files (checksummed)")
+    p.add_argument("--dir", help="where to write (default: ~/.cache/fashiongan, searched by train)")
+    p.add_argument("--mirror", default=OFFICIAL_URL, help=f"base URL (default: {OFFICIAL_URL})")
+    p.add_argument("--force", action="store_true", help="download even if verified files exist")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default: 60)")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (drawn only on a terminal)"
+    )
+
+
+def _metric_names(text: str) -> list[str]:
+    from fashiongan.metrics.suite import METRICS
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return METRICS.names()
+    unknown = [n for n in names if n not in METRICS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown metric {', '.join(unknown) or repr(text)}; choose from: "
+            f"{', '.join(METRICS.names())}, or all"
+        )
+    return names
+
+
+def _metric_listing() -> str:
+    from fashiongan.metrics.suite import METRICS
+
+    listing = "; ".join(f"{n}: {METRICS.get(n).summary}" for n in METRICS.names())
+    return f"Metrics (evaluator feature space, floors beside each): {listing}."
+
+
+def evaluate_parser(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model or an image set against real Fashion-MNIST",
+        describe=_metric_listing,  # the registry loads torch: only when this help is shown
+    )
+    p.add_argument(
+        "source",
+        help="run directory, checkpoint (.pt), .npz, IDX images file, .csv or PNG folder",
+    )
+    p.add_argument(
+        "--metrics",
+        type=_metric_names,
+        help="comma-separated names, or all (default: every metric that applies except cas, "
+        "which trains a classifier for minutes)",
+    )
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        default=defaults.NUM_SAMPLES,
+        help=f"images to sample from a model (default: {defaults.NUM_SAMPLES}; files are used "
+        f"whole)",
+    )
+    p.add_argument(
+        "--reference",
+        default=defaults.REFERENCE_SPLITS[0],
+        choices=defaults.REFERENCE_SPLITS,
+        help=f"real split (default: {defaults.REFERENCE_SPLITS[0]})",
+    )
+    p.add_argument("--seed", type=seed_arg, default=0, help="latent and subset seed (default: 0)")
+    p.add_argument("--out", help="report directory (default: <run>/eval or <name>-eval beside)")
+    ema_flag(p, "use")
+    p.add_argument(
+        "--memorization-samples",
+        type=int,
+        default=defaults.MEMORIZATION_SAMPLES,
+        help=f"judged images searched against the 60k training images (default: "
+        f"{defaults.MEMORIZATION_SAMPLES})",
+    )
+    p.add_argument(
+        "--cas-per-class",
+        type=int,
+        default=defaults.CAS_PER_CLASS,
+        help=f"generated images per class CAS trains on (default: {defaults.CAS_PER_CLASS}, the "
+        f"real train split's size; an image set is used as it is)",
+    )
+    p.add_argument("--data", help="real data directory or CSV (default: the usual search path)")
+    p.add_argument(
+        "--evaluator", metavar="DIR", help="evaluator.pt + evaluator.json (default: shipped)"
+    )
+    p.add_argument(
+        "--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="(default: cpu)"
+    )
+
+
+def evaluator_parser(sub) -> None:
+    p = sub.add_parser("evaluator", help="train or inspect the Fashion-MNIST evaluator network")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=Parser)
+    t = actions.add_parser("train", help="train the evaluator with the recorded recipe")
+    t.add_argument("--out", required=True, help="directory for evaluator.pt + evaluator.json")
+    t.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    t.add_argument("--seed", type=seed_arg, help="override the recipe's seed")
+    t.add_argument("--data", help="data directory or CSV (default: the usual search path)")
+    i = actions.add_parser("info", help="print the evaluator's identity, recipe and accuracy")
+    i.add_argument("dir", nargs="?", help="evaluator directory (default: the shipped one)")
+
+
+def cmd_download(args) -> int:
+    from fashiongan.data.datasets import default_cache_dir
+    from fashiongan.data.download import download
+
+    directory = Path(args.dir) if args.dir else default_cache_dir()
+    paths = download(
+        directory, args.mirror, args.timeout, progress=not args.no_progress, force=args.force
+    )
+    print(f"verified {len(paths)} files in {directory}")
+    if args.dir:
+        print(f"train with --data {directory} (or export FASHIONGAN_DATA={directory})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from fashiongan.devices import pick_device
+    from fashiongan.metrics.evaluate import evaluate
+    from fashiongan.metrics.evaluator import load_evaluator
+    from fashiongan.reports.evaluation import format_table
+
+    if args.memorization_samples < 1:
+        raise FashionGANError(
+            f"--memorization-samples {args.memorization_samples}: must be at least 1"
+        )
+    result = evaluate(
+        args.source,
+        metrics=args.metrics,
+        num_samples=args.num_samples,
+        reference=args.reference,
+        seed=args.seed,
+        out=args.out,
+        evaluator=load_evaluator(args.evaluator),
+        cache_dir=cache_dir_from_env(),
+        data=args.data,
+        env_dir=os.environ.get("FASHIONGAN_DATA"),
+        ema=args.ema,
+        device=pick_device(args.device),
+        memorization_samples=args.memorization_samples,
+        cas_per_class=args.cas_per_class,
+    )
+    p = result.results["provenance"]
+    print(
+        f"\n{p['n_fake']} images vs the real {p['split']} split ({p['n_real']}), evaluator "
+        f"{p['evaluator']}, {p['seconds']:.1f} s\n"
+    )
+    print(format_table(result.results))
+    for note in p.get("notes", []):
+        print(f"note: {note}")
+    print(f"\nreport: {result.out_dir / 'report.md'}\nvalues: {result.out_dir / 'metrics.json'}")
+    return 0
+
+
+def cmd_evaluator(args) -> int:
+    import dataclasses as dc
+
+    from fashiongan.data.datasets import load_dataset
+    from fashiongan.metrics.evaluator import Recipe, load_evaluator, train_evaluator
+
+    if args.action == "info":
+        ev = load_evaluator(args.dir)
+        info = ev.info
+        print(
+            f"{ev.id}  test accuracy {info['test_accuracy']:.4f}  train accuracy "
+            f"{info['train_accuracy']:.4f}\nsha256 {info['sha256']}\n"
+            f"data: train {info['train_checksum'][:16]}…, test {info['test_checksum'][:16]}…\n"
+            f"recipe: {json.dumps(info['recipe'])}\n"
+            f"trained in {info['train_seconds']} s with torch {info['torch']} ({info['created']})"
+        )
+        return 0
+    recipe = Recipe()
+    for name in ("epochs", "seed"):
+        value = getattr(args, name)
+        if value is not None:
+            if name == "epochs" and value < 1:
+                raise FashionGANError(f"--epochs {value}: must be at least 1")
+            recipe = dc.replace(recipe, **{name: value})
+    env = os.environ.get("FASHIONGAN_DATA")
+    train_set = load_dataset(args.data, "train", env_dir=env)
+    test_set = load_dataset(args.data, "test", env_dir=env)
+    ev = train_evaluator(train_set, test_set, Path(args.out), recipe)
+    print(f"wrote {Path(args.out) / 'evaluator.pt'} ({ev.id}); use it with --evaluator {args.out}")
+    return 0

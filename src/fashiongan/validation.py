@@ -1,0 +1,108 @@
+"""Validation of a run's settings, before any work is done: each field by its metadata (numbers
+in config.check_numbers; `choices` and registered names here), then the rules between fields,
+with each loss's own (`GANLoss.constraints`) and the regularisers'. A name is allowed because it
+is registered: the registries are the one statement of what exists. They load torch, so they
+are imported when first needed."""
+
+import math
+
+from fashiongan.config import (
+    RunConfig,
+    aux_weight,
+    check_numbers,
+    flag,
+    flat_fields,
+    get_path,
+    or_list,
+)
+from fashiongan.errors import FashionGANError
+
+
+def registry_of(kind: str):
+    """The registry a field's `registry` metadata names (imported on first use: they hold torch
+    modules, and the config is read by commands that never load torch)."""
+    if kind == "models":
+        from fashiongan.models.registry import MODELS as registry
+    elif kind == "losses":
+        from fashiongan.losses import LOSSES as registry
+    elif kind == "regularizers":
+        from fashiongan.regularizers import REGULARIZERS as registry
+    else:
+        raise KeyError(kind)
+    return registry
+
+
+def field_choices(meta) -> list[str] | None:
+    """The allowed values of a field: its `choices`, or its registry's names."""
+    if "registry" in meta:
+        return registry_of(meta["registry"]).names()
+    return list(meta["choices"]) if "choices" in meta else None
+
+
+def check_choices(cfg: RunConfig) -> None:
+    """A setting with `choices` (or a registry) takes one of them."""
+    for path, f in flat_fields():
+        value = get_path(cfg, path)
+        if value is None or isinstance(value, tuple):  # --reg: NAME=STRENGTH pairs, checked apart
+            continue
+        allowed = field_choices(f.metadata)
+        if allowed is not None and value not in allowed:
+            if "registry" in f.metadata:
+                registry_of(f.metadata["registry"]).get(value)  # its own message
+            raise FashionGANError(f"{flag(path)} {value!r}: choose {or_list(allowed)}")
+
+
+def _regularizer_rules(cfg: RunConfig) -> list[tuple[bool, str]]:
+    from fashiongan.regularizers import REGULARIZERS, parse_reg
+
+    try:
+        given = parse_reg(cfg.loss.reg)
+    except ValueError as e:
+        return [(False, str(e))]
+    rules = []
+    for name, strength in given:
+        reg = REGULARIZERS.get(name)
+        rules.append((not reg.flag, f"--reg {name}: set it with {reg.flag} instead"))
+        rules.append(
+            (
+                math.isfinite(strength) and strength >= 0,
+                f"--reg {name}={strength}: expected a finite, non-negative strength",
+            )
+        )
+    return rules
+
+
+def validate(cfg: RunConfig) -> None:
+    """Reject impossible or meaningless settings before any work is done: each field by its
+    metadata (numbers, choices, registered names), then the rules between fields, with each
+    loss's own (`GANLoss.constraints`)."""
+    check_numbers(cfg)
+    check_choices(cfg)
+    from fashiongan.losses import LOSSES
+
+    m, t = cfg.model, cfg.train
+    rules = [
+        (
+            m.mbstd == 0 or m.mbstd >= 2,
+            f"--mbstd {m.mbstd}: expected a group size of 2 or more (a group of one has no "
+            f"spread), or 0 (off)",
+        ),
+        (round(64 * m.width) >= 1, f"--width {m.width}: must be positive"),
+        (
+            m.d_width == 0 or (m.d_width > 0 and round(64 * m.d_width) >= 1),
+            f"--d-width {m.d_width}: must be positive, or 0 (the same as --width)",
+        ),
+        (
+            aux_weight(cfg) == 0 or m.cond != "none",
+            "--aux-weight needs class labels to learn: use --cond concat or projection",
+        ),
+        (
+            any((t.epochs, t.steps, t.kimg, t.max_time)),
+            "no budget: give --epochs, --steps, --kimg or --max-time",
+        ),
+        *LOSSES.get(cfg.loss.loss).constraints(cfg),
+        *_regularizer_rules(cfg),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise FashionGANError(message)
