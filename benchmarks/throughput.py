@@ -3,6 +3,11 @@ can attain, with FLOPs counted by torch.utils.flop_counter.
 
     python benchmarks/throughput.py [--presets default,cdcgan-bce] [--repeats 3]
         [--json out.json] [--md table.md] [--skip-evaluate]
+    python benchmarks/throughput.py --ab /tmp/before/src [--rounds 4] [--presets ...]
+
+--ab SRC: training throughput of this tree against another source tree (e.g. a `git worktree`
+of the commit before a change), each preset measured in fresh processes taking turns, A B A B
+..., so both see the same machine at the same time; prints the medians and their ratio.
 
 - attainable: the best of a 2048² fp32 matmul and a 64→128-channel 4×4 stride-2 convolution on
   a 256×64×14×14 batch, timed here, now (GFLOP/s).
@@ -129,8 +134,35 @@ def evaluate_seconds(root: Path, repeats: int) -> float:
     return timed(once, repeats)  # the warm-up call fills the reference cache
 
 
+def ab_compare(other_src: str, presets: list[str], rounds: int, steps: int) -> int:
+    """Median train img/s of this tree and of `other_src` per preset, in alternating processes."""
+    import os
+    import subprocess
+
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    trees = {"this tree": here, other_src: other_src}
+    print(f"| preset | {' | '.join(trees)} | ratio |\n| --- | ---: | ---: | ---: |")
+    for preset in presets:
+        rates: dict[str, list[float]] = {name: [] for name in trees}
+        for _ in range(rounds):
+            for name, src in trees.items():
+                with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                    cmd = [sys.executable, __file__, "--presets", preset, "--skip-evaluate"]
+                    cmd += ["--repeats", "3", "--steps", str(steps), "--json", out.name]
+                    env = {**os.environ, "PYTHONPATH": src}
+                    subprocess.run(cmd, env=env, check=True, capture_output=True)
+                    row = json.loads(Path(out.name).read_text())["presets"][0]
+                rates[name].append(row["train_img_per_s"])
+        medians = [statistics.median(r) for r in rates.values()]
+        cells = " | ".join(f"{m:.0f}" for m in medians)
+        print(f"| {preset} | {cells} | {medians[0] / medians[1]:.3f} |", flush=True)
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ab", metavar="SRC", help="compare training with another source tree")
+    p.add_argument("--rounds", type=int, default=4, help="--ab: processes per tree and preset")
     p.add_argument("--presets", help="comma-separated (default: all)")
     p.add_argument("--steps", type=int, default=20, help="train steps per timed window")
     p.add_argument("--repeats", type=int, default=3)
@@ -139,6 +171,8 @@ def main() -> int:
     p.add_argument("--md")
     args = p.parse_args()
     presets = args.presets.split(",") if args.presets else preset_names()
+    if args.ab:
+        return ab_compare(args.ab, presets, args.rounds, args.steps)
     result = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

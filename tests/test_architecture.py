@@ -155,6 +155,12 @@ def test_settings_added_later_are_saved_only_when_set():
     saved = to_dict(cfg)
     assert saved["loss"]["reg"] == ("dragan=10",)
     assert from_dict(saved).loss.reg == ("dragan=10",)
+    from fashiongan.api import _settings
+
+    assert _settings(RunConfig(), {"reg": "dragan=10"}).loss.reg == ("dragan=10",)
+    assert _settings(RunConfig(), {"reg": ["dragan=1", "dragan=2"]}).loss.reg[1] == "dragan=2"
+    with pytest.raises(FashionGANError, match="reg=5: expected a list of str"):
+        _settings(RunConfig(), {"reg": 5})
 
 
 def test_every_extension_point_is_registered():
@@ -170,3 +176,46 @@ def test_the_32px_model_makes_32px_images():
     G, D = generator_for(cfg.model, 10), discriminator_for(cfg, 10)
     x = G(torch.randn(3, cfg.model.z_dim), torch.arange(3))
     assert x.shape == (3, 1, 32, 32) and D(x, torch.arange(3)).shape == (3,)
+
+
+def outside(meta: dict, is_int: bool):
+    """A value just outside a field's stated bounds (None when it states none)."""
+    step = 1 if is_int else 1e-6
+    if "gt" in meta:
+        return meta["gt"]
+    if "min" in meta:
+        return meta["min"] - step
+    if "lt" in meta:
+        return meta["lt"]
+    if "max" in meta:
+        return meta["max"] + step
+    return None
+
+
+def test_every_bound_a_field_states_is_enforced_with_its_flag():
+    from fashiongan.config import flag, flat_fields, set_path
+
+    checked = 0
+    for path, f in flat_fields():
+        default = RunConfig()
+        value = outside(f.metadata, "int" in str(f.type))
+        if value is None:
+            continue
+        if "tuple" in str(f.type):
+            value = (value, value)
+        set_path(default, path, value)
+        with pytest.raises(FashionGANError, match=flag(path)):
+            validate(default)
+        checked += 1
+    assert checked >= 30
+
+
+def test_every_choice_a_field_states_is_enforced():
+    from fashiongan.config import flag, flat_fields, set_path
+
+    for path, f in flat_fields():
+        if "choices" in f.metadata or "registry" in f.metadata and "tuple" not in str(f.type):
+            cfg = RunConfig()
+            set_path(cfg, path, "no-such-choice")
+            with pytest.raises(FashionGANError, match="no-such-choice"):
+                validate(cfg)

@@ -27,7 +27,8 @@ _PATHS = {path.rsplit(".", 1)[-1]: (path, f) for path, f in flat_fields()}
 
 
 def _typed(key: str, value: Any, kind: Any) -> Any:
-    """`value` as the field's type (int, float, bool, str, X | None, tuple[float, ...]), or a
+    """`value` as the field's type (int, float, bool, str, X | None, tuple[float, float],
+    tuple[str, ...]), or a
     one-line error naming the setting: the CLI's argparse types do this for the flags."""
     args = typing.get_args(kind)
     if type(None) in args:  # X | None
@@ -35,6 +36,11 @@ def _typed(key: str, value: Any, kind: Any) -> Any:
             return None
         kind = next(a for a in args if a is not type(None))
         args = typing.get_args(kind)
+    if typing.get_origin(kind) is tuple and args[-1] is Ellipsis:  # reg=("dragan=10", ...)
+        items = (value,) if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise FashionGANError(f"{key}={value!r}: expected a list of {args[0].__name__}")
+        return tuple(_typed(key, v, args[0]) for v in items)
     if typing.get_origin(kind) is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise FashionGANError(f"{key}={value!r}: expected {len(args)} numbers")

@@ -111,7 +111,7 @@ def featurize(image_set: ImageSet, evaluator: Evaluator) -> FeatureSet:
     order = canonical_order(image_set.images, image_set.labels)
     images = _at_eval_size(image_set.images[order])
     labels = None if image_set.labels is None else image_set.labels[order]
-    features, logits = evaluator.evaluate(images)
+    features, logits = evaluator.features(images)
     return FeatureSet(images, labels, features, logits, image_set.description)
 
 

@@ -209,9 +209,11 @@ class Evaluator:
         self.sha256 = info["sha256"]
         self.id = f"{NAME}-{self.sha256[:12]}"
 
-    def evaluate(self, images: torch.Tensor, batch_size: int = 1000):
+    def features(self, images: torch.Tensor, batch_size: int = 1000):
         """uint8 N×H×W (any H=W, shrunk to 28) → (features N×F, logits N×10), float32 CPU."""
         return run_net(self.net, images, batch_size)
+
+    evaluate = features  # its name before 0.2
 
     def to(self, device: torch.device | str) -> "Evaluator":
         self.net.to(device)

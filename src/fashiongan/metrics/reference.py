@@ -64,7 +64,7 @@ def real_features(
         except Exception:  # noqa: BLE001 - a damaged cache is recomputed, never trusted
             cached = None
     if cached is None:
-        features, logits = evaluator.evaluate(ds.images)
+        features, logits = evaluator.features(ds.images)
         cached = {"features": features, "logits": logits, "checksum": ds.checksum}
         buffer = io.BytesIO()
         torch.save(cached, buffer)

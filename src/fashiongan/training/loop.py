@@ -28,16 +28,12 @@ from fashiongan.reports.plots import plot_evaluation, plot_training
 from fashiongan.sampling import LoadedGenerator, class_seed_grid, recalibrate_batchnorm
 from fashiongan.training import report, state
 from fashiongan.training.accel import adam_kind, resolve_precision, set_lr
-from fashiongan.training.distributed import (
-    Ranks,
-    agree_any,
-    setup,
-)
+from fashiongan.training.distributed import Ranks, agree_any, setup
 from fashiongan.training.health import CollapseWatch, nan_message
 from fashiongan.training.monitor import Monitor
 from fashiongan.training.setup import build_nets, check_distributable
-from fashiongan.training.state import RUN_ARTEFACTS, check_fresh_run_dir  # noqa: F401 - API
-from fashiongan.training.step import STAT_KEYS, Nets, TrainingStep, grad_norm  # noqa: F401
+from fashiongan.training.state import check_fresh_run_dir
+from fashiongan.training.step import STAT_KEYS, TrainingStep  # noqa: F401 - STAT_KEYS: API
 from fashiongan.validation import validate
 
 
