@@ -211,7 +211,7 @@ def test_every_bound_a_field_states_is_enforced_with_its_flag():
 
 
 def test_every_choice_a_field_states_is_enforced():
-    from fashiongan.config import flag, flat_fields, set_path
+    from fashiongan.config import flat_fields, set_path
 
     for path, f in flat_fields():
         if "choices" in f.metadata or "registry" in f.metadata and "tuple" not in str(f.type):

@@ -267,8 +267,7 @@ def test_compare_trains_evaluates_and_tabulates(tiny_evaluator, tmp_path, monkey
 
 
 def test_compare_summarises_seeds():
-    from fashiongan.training.compare import Outcome, Variant, seed_summary
-
+    from fashiongan.compare.runs import Outcome, Variant, seed_summary
     from fashiongan.config import RunConfig
 
     def outcome(label, seed, fid):
@@ -330,8 +329,7 @@ def test_compare_presets_and_bad_input(tiny_evaluator, tmp_path, capsys):
 
 
 def test_compare_adapts_and_notes_settings_a_loss_cannot_take():
-    from fashiongan.training.compare import loss_variants
-
+    from fashiongan.compare.runs import loss_variants
     from fashiongan.config import RunConfig, to_dict
 
     base = to_dict(RunConfig())
@@ -409,8 +407,7 @@ def test_sweep_trains_a_grid_times_seeds_and_summarises(tiny_evaluator, tmp_path
 
 
 def test_progress_line_shows_every_run(tmp_path):
-    from fashiongan.training.compare import Variant, progress_line
-
+    from fashiongan.compare.runs import Variant, progress_line
     from fashiongan.config import RunConfig
 
     variants = [Variant(f"v{i}", "x", 0, RunConfig()) for i in range(4)]

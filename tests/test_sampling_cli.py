@@ -306,7 +306,7 @@ def test_user_errors_are_one_line(runs, tmp_path, capsys):
             ["train", "--label-smoothing", "0.9", "--loss", "hinge"],
             ["applies to minimax, ns and lsgan"],
         ),
-        (["train", "--r2", "-0.1"], ["--r2 must not be negative"]),
+        (["train", "--r2", "-0.1"], ["--r2 -0.1: expected a non-negative number"]),
         (["train", "--g-depth", "-1"], ["--g-depth -1: expected 0 (DCGAN) or more"]),
         (["train", "--d-depth", "-2"], ["--d-depth -2: expected 0 (DCGAN) or more"]),
     ]

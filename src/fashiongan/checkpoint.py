@@ -18,6 +18,23 @@ from fashiongan.fileio import atomic_save
 
 CHECKPOINT_RE = re.compile(r"ckpt-(\d+)\.pt$")
 REQUIRED_KEYS = ("version", "config", "step", "G")
+# keys older versions did not write, with the value those versions behaved as
+BEFORE = {
+    "G_ema": None,
+    "data_checksum": None,
+    "best_fid": None,
+    "lr_scale": 1.0,
+    "rollbacks": 0,
+    "skipped": 0,
+    "noise_nimg": 0,
+}
+
+
+def upgrade(state: dict) -> dict:
+    """A checkpoint (or exported generator) in this version's shape: what an older version did
+    not write gets the value it behaved as. The one place for that; their settings are upgraded
+    by config.saved_run_config, which every reader of `config` goes through."""
+    return {**BEFORE, **state}
 
 
 def serialize(state: dict) -> bytes:
@@ -60,7 +77,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise FashionGANError(
             f"{path}: not a fashiongan checkpoint (expected keys {REQUIRED_KEYS}, found {keys})"
         )
-    return state
+    return upgrade(state)
 
 
 def numbered_checkpoints(directory: Path) -> list[Path]:

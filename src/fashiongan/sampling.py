@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fashiongan.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
+from fashiongan.checkpoint import load_checkpoint, load_weights, resolve_checkpoint, upgrade
 from fashiongan.data.datasets import parse_class, to_uint8
 from fashiongan.errors import FashionGANError
 from fashiongan.imaging import (  # noqa: F401 - grid, save_png, ...: their names before 0.2
@@ -174,13 +174,13 @@ def load_generator(
 ) -> LoadedGenerator:
     """A run directory or checkpoint → LoadedGenerator (G_ema when present and ema=True)."""
     if is_portable(Path(path)):
-        ckpt_path, state = Path(path), read_generator(path)
+        ckpt_path, state = Path(path), upgrade(read_generator(path))
     else:
         ckpt_path = resolve_checkpoint(path)
         state = load_checkpoint(ckpt_path)
     G, cfg = generator_from_state(state, str(ckpt_path))
     class_names, m = tuple(state["class_names"]), cfg.model
-    weights = state["G_ema"] if ema and state.get("G_ema") is not None else state["G"]
+    weights = state["G_ema"] if ema and state["G_ema"] is not None else state["G"]
     load_weights(G, weights, str(ckpt_path), f"model {m.model} (cond={m.cond}, width={m.width})")
     dev = torch.device(device)
     return LoadedGenerator(

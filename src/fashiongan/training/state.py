@@ -132,7 +132,7 @@ def state_of(tr) -> dict:
 def restore(tr, state: dict) -> None:
     """Load `state` (a checkpoint of this run) into the trainer, in place."""
     tr.ema_calibrated_at = None
-    if state.get("data_checksum") not in (None, tr.data.checksum):
+    if state["data_checksum"] not in (None, tr.data.checksum):
         raise FashionGANError(
             "--resume: the training data differ from the run's (checksum mismatch); "
             "pass the same --data/--split/--subset"
@@ -141,7 +141,7 @@ def restore(tr, state: dict) -> None:
     load_weights(tr.G, state["G"], where, "this run's generator")
     load_weights(tr.D, state["D"], where, "this run's discriminator")
     try:
-        if tr.ema and state.get("G_ema") is not None:
+        if tr.ema and state["G_ema"] is not None:
             tr.ema.load_state_dict(state["G_ema"])
         for opt, key in ((tr.opt_G, "opt_G"), (tr.opt_D, "opt_D")):
             opt.load_state_dict(state[key])
@@ -157,12 +157,12 @@ def restore(tr, state: dict) -> None:
     tr.step, tr.nimg = int(state["step"]), int(state["nimg"])
     if tr.update.graph is not None:
         tr.update.graph.reset()  # the recorded step points at the replaced optimiser state
-    if state.get("best_fid") is not None:
+    if state["best_fid"] is not None:
         tr.best_fid = float(state["best_fid"])
-    tr.lr_scale = float(state.get("lr_scale", 1.0))
-    tr.rollbacks = int(state.get("rollbacks", 0))
-    tr.skipped = int(state.get("skipped", 0))
-    if not tr.cfg.train.noise_kimg and state.get("noise_nimg"):
+    tr.lr_scale = float(state["lr_scale"])
+    tr.rollbacks = int(state["rollbacks"])
+    tr.skipped = int(state["skipped"])
+    if not tr.cfg.train.noise_kimg and state["noise_nimg"]:
         tr.noise_nimg = state["noise_nimg"]
 
 
