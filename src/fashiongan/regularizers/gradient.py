@@ -4,21 +4,22 @@
 from fashiongan.losses.penalties import r1_penalty
 from fashiongan.regularizers.base import REGULARIZERS, Regularizer
 
-REGULARIZERS.register("r1")(
-    Regularizer(
-        "r1",
-        "γ/2·‖∇D(x)‖² on real images (--r1 γ)",
-        lambda D, real, fake, y, uniform: r1_penalty(D, real, y),
-        lambda cfg: cfg.loss.r1,
-        flag="--r1",
+
+def _on_reals(D, real, fake, y, uniform):
+    return r1_penalty(D, real, y)
+
+
+def _on_fakes(D, real, fake, y, uniform):
+    return r1_penalty(D, fake, y)
+
+
+for _name, _what, _penalty in (("r1", "real images", _on_reals), ("r2", "fakes", _on_fakes)):
+    REGULARIZERS.register(_name)(
+        Regularizer(
+            _name,
+            f"γ/2·‖∇D‖² on {_what} (--{_name} γ)",
+            _penalty,
+            lambda cfg, field=_name: getattr(cfg.loss, field),
+            flag=f"--{_name}",
+        )
     )
-)
-REGULARIZERS.register("r2")(
-    Regularizer(
-        "r2",
-        "γ/2·‖∇D(G(z))‖² on generated images (--r2 γ)",
-        lambda D, real, fake, y, uniform: r1_penalty(D, fake, y),
-        lambda cfg: cfg.loss.r2,
-        flag="--r2",
-    )
-)

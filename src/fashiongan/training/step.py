@@ -213,11 +213,8 @@ class TrainingStep:
                 else:
                     with torch.no_grad():
                         fake = G(z, y)
-                if aux:
-                    real_logits, real_classes = D(self.noisy(x, std), y, classes=True)
-                    out["aux_d"] = F.cross_entropy(real_classes.float(), y)
-                else:
-                    real_logits = D(self.noisy(x, std), y)
+                real_logits, aux_loss = self.score(D, x, y, bool(aux))
+                out["aux_d"] = out["aux_d"] if aux_loss is None else aux_loss
                 fake_logits = D(self.noisy(fake, std), y)
             real_logits, fake_logits = real_logits.float(), fake_logits.float()
             d_loss = loss.d_term(
@@ -235,6 +232,14 @@ class TrainingStep:
         out.update(x=x, y=y, loss_d=d_loss, penalty=penalty, grad_d=grad_d)
         out.update(real_logits=real_logits, fake_logits=fake_logits)
         return out
+
+    def score(self, D, x, y, with_classes: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's logits on x with instance noise, and with the AC-GAN head the cross-entropy of its
+        class prediction (None without)."""
+        if not with_classes:
+            return D(self.noisy(x, self.noise_std), y), None
+        logits, classes = D(self.noisy(x, self.noise_std), y, classes=True)
+        return logits, F.cross_entropy(classes.float(), y)
 
     def penalty(self, x, fake, y, lazy_now: bool) -> torch.Tensor:
         """The loss's own penalty and, on lazy steps, the regularisers' (N× the weight, 1/N as
@@ -266,11 +271,8 @@ class TrainingStep:
             with amp:
                 if z is not None:
                     fake_g = G(z, y)
-                if aux:
-                    fake_logits_g, fake_classes = D_frozen(self.noisy(fake_g, std), y, classes=True)
-                    out["aux_g"] = F.cross_entropy(fake_classes.float(), y)
-                else:
-                    fake_logits_g = D_frozen(self.noisy(fake_g, std), y)
+                fake_logits_g, aux_loss = self.score(D_frozen, fake_g, y, bool(aux))
+                out["aux_g"] = out["aux_g"] if aux_loss is None else aux_loss
             g_loss = loss.g_term(fake_logits_g.float(), real_logits_g, self.batch_mean)
             nets.opt_G.zero_grad(set_to_none=True)
             (g_loss + aux * out["aux_g"]).backward()
