@@ -141,7 +141,8 @@ def ab_compare(other_src: str, presets: list[str], rounds: int, steps: int) -> i
 
     here = str(Path(__file__).resolve().parents[1] / "src")
     trees = {"this tree": here, other_src: other_src}
-    print(f"| preset | {' | '.join(trees)} | ratio |\n| --- | ---: | ---: | ---: |")
+    print(f"| preset | {' | '.join(trees)} | ratio | every process, in turn |")
+    print("| --- | ---: | ---: | ---: | --- |")
     for preset in presets:
         rates: dict[str, list[float]] = {name: [] for name in trees}
         for _ in range(rounds):
@@ -155,7 +156,8 @@ def ab_compare(other_src: str, presets: list[str], rounds: int, steps: int) -> i
                 rates[name].append(row["train_img_per_s"])
         medians = [statistics.median(r) for r in rates.values()]
         cells = " | ".join(f"{m:.0f}" for m in medians)
-        print(f"| {preset} | {cells} | {medians[0] / medians[1]:.3f} |", flush=True)
+        turns = " / ".join(" ".join(f"{v:.0f}" for v in r) for r in rates.values())
+        print(f"| {preset} | {cells} | {medians[0] / medians[1]:.3f} | {turns} |", flush=True)
     return 0
 
 
