@@ -13,9 +13,12 @@ The resumed run must give the straight run's rows and weights bit for bit.
 
 Float results depend on which SIMD kernels a CPU picks, so fingerprints are only comparable on
 one kind of machine. `--size small` (what the test suite checks) runs narrow models on a data
-subset under `portable_env()`: ATen's default (non-vector) kernels, oneDNN held to SSE4.1, MKL
-in its compatible code path and one thread, so any x86-64 machine computes the same bits. The
-`full` size runs the presets as they are, natively: record it on the machine that checks it.
+subset in a fresh interpreter with portable kernels: ATen's default (non-vector) kernels, oneDNN
+off (its JIT kernels choose their blocking, and so their summation order, from the CPU's ISA and
+cache sizes; ATen's im2col convolutions run instead), MKL in its conditional-numerical-
+reproducibility mode (MKL_CBWR=COMPATIBLE) and one thread, so any x86-64 machine computes the
+same bits. The `full` size runs the presets as they are, natively: record it on the machine that
+checks it.
 """
 
 import argparse
@@ -63,6 +66,11 @@ SIZES = {
 
 def portable_env() -> dict:
     return {**os.environ, **PORTABLE_ENV}
+
+
+def portable() -> bool:
+    """Whether this interpreter runs the portable kernels (then oneDNN is switched off too)."""
+    return all(os.environ.get(k) == v for k, v in PORTABLE_ENV.items())
 
 
 def sha(*parts: bytes) -> str:
@@ -150,6 +158,8 @@ def run_all(size: str, cases: list[str], data: str | None) -> dict:
 
     from fashiongan._version import __version__
 
+    if portable():
+        torch.backends.mkldnn.enabled = False
     result = {"size": size, "torch": torch.__version__, "fashiongan": __version__, "cases": {}}
     with tempfile.TemporaryDirectory() as tmp:
         # reference features computed here, with this run's kernels, not read from a cache
@@ -186,7 +196,7 @@ def main() -> int:
     size = a.size
     if a.action == "check":
         size = json.loads(Path(a.path).read_text())["size"]
-    if size == "small" and not a.native and os.environ.get("ATEN_CPU_CAPABILITY") != "default":
+    if size == "small" and not a.native and not portable():
         # re-run in a fresh interpreter whose kernels are the portable ones
         cmd = [sys.executable, __file__, *sys.argv[1:]]
         return subprocess.call(cmd, env=portable_env())
