@@ -38,7 +38,7 @@ def parse_reg(items) -> list[tuple[str, float]]:
 @dataclass(frozen=True)
 class Regularizer:
     name: str
-    summary: str  # one line for --help and the docs
+    summary: str  # one line: what it penalises, with its flag
     # (D, real, fake, y, uniform) → the unweighted penalty, a scalar; inputs are float32
     penalty: Callable[..., torch.Tensor]
     strength: Callable  # cfg → γ in this run (0 = off)
