@@ -169,6 +169,14 @@ class TrainConfig:
         "std of Gaussian noise added to D's inputs, annealed linearly to 0 (0 = off)",
         min=0,
     )
+    augment: str = _f(
+        "none",
+        "differentiable augmentation of every image D sees, real and generated, in both updates: "
+        "diffaug = DiffAugment's color, translation and cutout (Zhao et al. 2020), for data "
+        "sets of a few hundred to a few thousand images",
+        choices=("none", "diffaug"),
+        omit_default=True,
+    )
     noise_kimg: float = _f(
         0.0,
         "anneal instance noise to 0 over this many thousand images "

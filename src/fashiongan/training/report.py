@@ -55,6 +55,7 @@ def describe(tr) -> str:
         + (f"+ aux classifier ×{aux_weight(c):g} " if aux_weight(c) else "")
         + "".join(f"+ {r.name.upper()} γ {r.strength(c):g} " for r in tr.update.regularizers)
         + (f"every {c.loss.r1_every} steps " if tr.update.regularizers else "")
+        + ("+ DiffAugment " if c.train.augment == "diffaug" else "")
         + f"| lr G {c.train.lr_g:g} D {c.train.lr_d:g} β {tuple(c.train.betas)} "
         f"batch {c.train.batch_size} "
         f"| G {count_params(tr.G) / 1e6:.2f}M D {count_params(tr.D) / 1e6:.2f}M params "

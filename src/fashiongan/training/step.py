@@ -22,6 +22,7 @@ from fashiongan.errors import FashionGANError
 from fashiongan.losses import LOSSES, GANLoss
 from fashiongan.regularizers import REGULARIZERS, Regularizer
 from fashiongan.training.accel import StepGraph, autocast
+from fashiongan.training.augment import diff_augment
 from fashiongan.training.distributed import Ranks, global_mean
 from fashiongan.training.ema import EMA
 from fashiongan.training.health import NonFinite
@@ -58,6 +59,7 @@ def check_graphable(cfg: RunConfig, device: torch.device) -> None:
     drawing = [f"--loss {loss.name}"] if not loss.graphable else []
     drawing += [r.flag or f"--reg {r.name}" for r in active_regularizers(cfg) if r.draws]
     drawing += ["--instance-noise"] if t.instance_noise > 0 else []
+    drawing += [f"--augment {t.augment}"] if t.augment != "none" else []
     refusals = [
         (device.type != "cuda", f"needs a CUDA device (got {device.type})"),
         (bool(drawing), f"cannot replay random draws inside the step ({', '.join(drawing)})"),
@@ -153,6 +155,19 @@ class TrainingStep:
         draws = torch.rand((B, *shape[1:]), generator=self.gen, device=self.device)
         return draws[self.ranks.shard(B)]
 
+    def randint(self, high: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """Integers in [0, high) for a term inside the maths: the global batch's, this rank's."""
+        B = self.cfg.train.batch_size
+        draws = torch.randint(high, (B, *shape[1:]), generator=self.gen, device=self.device)
+        return draws[self.ranks.shard(B)]
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees of images x: with instance noise, then augmented (--augment)."""
+        x = self.noisy(x, self.noise_std)
+        if self.cfg.train.augment == "diffaug":
+            x = diff_augment(x, self.uniform, self.randint)
+        return x
+
     def noisy(self, x: torch.Tensor, std: float) -> torch.Tensor:
         """x plus instance noise of standard deviation `std` (x itself at 0)."""
         if std == 0.0:
@@ -201,7 +216,7 @@ class TrainingStep:
     def update_d(self, draws: Draws, lazy_now: bool, skip_bad: bool) -> dict:
         """The D updates, each on its real batch and its latents' fakes."""
         cfg, loss, nets, dev = self.cfg, self.loss, self.nets, self.device
-        G, D, std, aux = nets.G_step, nets.D_step, self.noise_std, aux_weight(cfg)
+        G, D, aux = nets.G_step, nets.D_step, aux_weight(cfg)
         out = {"skipped": 0, "fake_g": None, "aux_d": torch.zeros((), device=dev)}
         amp = autocast(self.precision, dev)
         nets.D.requires_grad_(True)
@@ -215,7 +230,7 @@ class TrainingStep:
                         fake = G(z, y)
                 real_logits, aux_loss = self.score(D, x, y, bool(aux))
                 out["aux_d"] = out["aux_d"] if aux_loss is None else aux_loss
-                fake_logits = D(self.noisy(fake, std), y)
+                fake_logits = D(self.view(fake), y)
             real_logits, fake_logits = real_logits.float(), fake_logits.float()
             d_loss = loss.d_term(
                 real_logits, fake_logits, cfg.loss.label_smoothing, self.batch_mean
@@ -237,8 +252,8 @@ class TrainingStep:
         """D's logits on x with instance noise, and with the AC-GAN head the cross-entropy of its
         class prediction (None without)."""
         if not with_classes:
-            return D(self.noisy(x, self.noise_std), y), None
-        logits, classes = D(self.noisy(x, self.noise_std), y, classes=True)
+            return D(self.view(x), y), None
+        logits, classes = D(self.view(x), y, classes=True)
         return logits, F.cross_entropy(classes.float(), y)
 
     def penalty(self, x, fake, y, lazy_now: bool) -> torch.Tensor:
@@ -258,7 +273,7 @@ class TrainingStep:
     def update_g(self, draws: Draws, x, y, fake_g, skip_bad: bool) -> dict:
         """The G updates: on the D update's fakes (reused, one update) or on fresh draws."""
         cfg, loss, nets, dev = self.cfg, self.loss, self.nets, self.device
-        G, D_frozen, std, aux = nets.G_step, nets.D_frozen, self.noise_std, aux_weight(cfg)
+        G, D_frozen, aux = nets.G_step, nets.D_frozen, aux_weight(cfg)
         out = {"skipped": 0, "aux_g": torch.zeros((), device=dev)}
         amp = autocast(self.precision, dev)
         nets.D.requires_grad_(False)  # G's step needs ∂D/∂x only, not D's weight gradients
@@ -266,7 +281,7 @@ class TrainingStep:
         real_logits_g = None
         if loss.relativistic:  # G's fakes are scored against the last real batch, under D now
             with torch.no_grad(), amp:
-                real_logits_g = D_frozen(self.noisy(x, std), y).float()
+                real_logits_g = D_frozen(self.view(x), y).float()
         for z, y in g_draws:
             with amp:
                 if z is not None:
