@@ -147,6 +147,14 @@ def test_a_regulariser_from_its_registry_trains_and_is_validated(idx_dir, tmp_pa
             validate(cfg)
 
 
+def test_a_bad_reg_on_the_command_line_is_one_line(capsys):
+    from fashiongan.cli import main
+
+    assert main(["train", "--reg", "nope=1", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown regularizer 'nope'" in err and err.count("\n") == 1
+
+
 def test_settings_added_later_are_saved_only_when_set():
     """A run that does not use --reg writes the settings 0.1 wrote, so 0.1 can read it back."""
     cfg = RunConfig()

@@ -193,3 +193,23 @@ def test_nearest_and_memorization_find_copies():
     )
     assert out["near_copies"] == pytest.approx(0.5)
     assert out["pixel_distances"][:50].max() < 1e-3
+
+
+def test_swd_relations():
+    """SWD: 0 for a set against itself, the same for any order and either way round, growing
+    with the corruption, and in one dimension the 1-D Wasserstein distance (scipy)."""
+    from scipy.stats import wasserstein_distance
+
+    from fashiongan.metrics.swd import swd
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(800, 12, generator=g)
+    assert swd(x, x) == 0.0
+    assert swd(x, x[torch.randperm(800, generator=g)]) == pytest.approx(0.0, abs=1e-12)
+    y = x + 0.3 * torch.randn(800, 12, generator=g)
+    assert swd(x, y) == pytest.approx(swd(y, x), rel=1e-12)
+    noisy = [swd(x, x + s * torch.randn(800, 12, generator=g)) for s in (0.1, 0.3, 1.0, 3.0)]
+    assert noisy == sorted(noisy) and noisy[0] > 0
+    a, b = torch.randn(1000, 1, generator=g), 0.5 + 2 * torch.randn(1000, 1, generator=g)
+    exact = wasserstein_distance(a[:, 0].numpy(), b[:, 0].numpy())
+    assert swd(a, b, directions=4) == pytest.approx(exact, rel=0.02)

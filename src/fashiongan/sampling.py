@@ -19,16 +19,7 @@ from PIL import Image
 from fashiongan.checkpoint import load_checkpoint, load_weights, resolve_checkpoint, upgrade
 from fashiongan.data.datasets import parse_class, to_uint8
 from fashiongan.errors import FashionGANError
-from fashiongan.imaging import (  # noqa: F401 - grid, save_png, ...: their names before 0.2
-    display_scale,
-    grid,
-    label_rows,
-    make_grid,
-    png_bytes,
-    save_gif,
-    save_interpolation,
-    save_png,
-)
+from fashiongan.imaging import display_scale, label_rows, make_grid
 from fashiongan.model_export import is_portable, read_generator
 from fashiongan.models.build import generator_from_state
 

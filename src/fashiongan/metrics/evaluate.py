@@ -12,7 +12,7 @@ import torch
 from fashiongan.data.datasets import default_cache_dir, resize_images
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import writable_dir
-from fashiongan.metrics.defaults import (  # noqa: F401 - CAS_PER_CLASS: its name before 0.2
+from fashiongan.metrics.defaults import (
     CAS_PER_CLASS,
     FID_MIN_SAMPLES,
     MEMORIZATION_SAMPLES,

@@ -27,16 +27,6 @@ def swd(
     dirs = torch.randn(a.shape[1], directions, generator=g, dtype=torch.float64)
     dirs /= dirs.norm(dim=0, keepdim=True)
     levels = (torch.arange(quantiles, dtype=torch.float64) + 0.5) / quantiles
-    qa, qb = _quantiles(a @ dirs, levels), _quantiles(b @ dirs, levels)
+    qa = torch.quantile(a @ dirs, levels, dim=0)  # levels × directions, linear interpolation
+    qb = torch.quantile(b @ dirs, levels, dim=0)
     return float((qa - qb).abs().mean())
-
-
-def _quantiles(projected: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """The empirical quantile function of each column at `levels` (linear interpolation between
-    order statistics), levels × columns."""
-    x = projected.sort(dim=0).values
-    pos = levels * (len(x) - 1)
-    lo = pos.floor().long()
-    hi = (lo + 1).clamp(max=len(x) - 1)
-    w = (pos - lo)[:, None]
-    return x[lo] * (1 - w) + x[hi] * w

@@ -4,29 +4,20 @@ all build through here (a saved config is upgraded by `config.saved_run_config` 
 from fashiongan._version import __version__
 from fashiongan.config import ModelConfig, RunConfig, aux_weight, saved_run_config
 from fashiongan.errors import FashionGANError
+from fashiongan.models import build_discriminator, build_generator
 from fashiongan.models.dcgan import Discriminator, Generator
-from fashiongan.models.registry import MODELS
 from fashiongan.validation import check_choices
 
 
 def generator_for(m: ModelConfig, n_classes: int) -> Generator:
-    return Generator(
-        MODELS.get(m.model), m.z_dim, n_classes, m.cond, m.width, m.embed_dim, m.g_depth
-    )
+    return build_generator(m.model, m.z_dim, n_classes, m.cond, m.width, m.embed_dim, m.g_depth)
 
 
 def discriminator_for(cfg: RunConfig, n_classes: int) -> Discriminator:
     m = cfg.model
-    return Discriminator(
-        MODELS.get(m.model),
-        n_classes,
-        m.cond,
-        m.d_width or m.width,
-        m.d_norm,
-        m.spectral_norm,
-        aux_weight(cfg) > 0,
-        m.mbstd,
-        m.d_depth,
+    width, aux = m.d_width or m.width, aux_weight(cfg) > 0
+    return build_discriminator(
+        m.model, n_classes, m.cond, width, m.d_norm, m.spectral_norm, aux, m.mbstd, m.d_depth
     )
 
 

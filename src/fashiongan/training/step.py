@@ -50,7 +50,8 @@ def grad_norm(params, clip: float) -> torch.Tensor:
 
 def active_regularizers(cfg: RunConfig) -> list[Regularizer]:
     """The registered regularisers with a strength in this run, in registry order."""
-    return [REGULARIZERS.get(n) for n in REGULARIZERS.names() if REGULARIZERS.get(n).strength(cfg)]
+    registered = [REGULARIZERS.get(n) for n in REGULARIZERS.names()]
+    return [r for r in registered if r.strength(cfg)]
 
 
 def check_graphable(cfg: RunConfig, device: torch.device) -> None:
