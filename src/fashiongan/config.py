@@ -24,7 +24,8 @@ def _f(default: Any, help: str, **meta: Any) -> Any:
 class DataConfig:
     data: str | None = _f(
         None,
-        "directory of IDX files or a Kaggle CSV file (default: "
+        "directory of IDX files, a Kaggle CSV file, a folder of images (one sub-folder per "
+        "class, or labels.csv) or an NPZ/NPY file (default: "
         "$FASHIONGAN_DATA, ./data, ~/.cache/fashiongan, "
         "/usr/share/datasets/fashion-mnist)",
     )
@@ -35,6 +36,43 @@ class DataConfig:
         "class names: 'fashion', 'numeric', or 'auto' (Fashion-MNIST names for the official data)",
         choices=("auto", "fashion", "numeric"),
     )
+    channels: int = _f(
+        0,
+        "your own images: 1 (grayscale) or 3 (colour) forces the channels; 0 = colour when any "
+        "image has colour",
+        choices=(0, 1, 3),
+        omit_default=True,
+    )
+    fit: str = _f(
+        "crop",
+        "your own images: make each square by a centre crop or by black padding, before the "
+        "bicubic resize to the model's resolution",
+        choices=("crop", "pad"),
+        omit_default=True,
+    )
+    min_size: int = _f(
+        8, "your own images: refuse (or --skip-bad) images smaller than this", min=1,
+        omit_default=True,
+    )  # fmt: skip
+    skip_bad: bool = _f(
+        False,
+        "your own images: leave out unreadable, too small and duplicate files (counted) "
+        "instead of stopping",
+        omit_default=True,
+    )
+    val_fraction: float = _f(
+        0.1,
+        "a set with no test split: the share of each class held out (seeded, stratified) "
+        "for evaluation, never trained on",
+        min=0,
+        lt=1,
+        expect="a fraction in [0, 1)",
+        omit_default=True,
+    )
+    split_seed: int = _f(
+        0, "seed of the held-out split (kept apart from --seed)", min=0, max=SEED_MAX,
+        omit_default=True,
+    )  # fmt: skip
 
 
 @dataclass

@@ -103,10 +103,18 @@ def export(
     class_names: tuple[str, ...],
     ncol: int = 10,
 ) -> list[Path]:
-    """Write a synthetic data set; returns the files written. images uint8 N×H×W; labels int64
-    N or None (written as -1 where a format needs labels)."""
+    """Write a synthetic data set; returns the files written. images uint8 N×H×W or N×3×H×W
+    (NPZ and PNGs store colour channels last, as numpy and PIL load them; IDX and the Kaggle CSV
+    hold grayscale only); labels int64 N or None (written as -1 where a format needs labels)."""
     out = Path(out)
     n = len(images)
+    if images.ndim == 4:
+        if fmt in ("idx", "csv"):
+            raise FashionGANError(
+                f"--format {fmt} holds grayscale images and these are colour; use npz or pngs"
+            )
+        if fmt != "png":
+            images = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
     lab = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
     if fmt == "png":
         grid = make_grid(images, ncol)

@@ -2,7 +2,8 @@
 files (written atomically). Used by sampling, training's grids, export, reports and serve; it
 knows nothing of models.
 
-Images are uint8 N×H×W (0 = black background, as in Fashion-MNIST).
+Images are uint8 N×H×W grayscale or N×3×H×W colour (0 = black background, as in Fashion-MNIST);
+a colour grid is an H×W×3 array, as PIL takes it.
 """
 
 import io
@@ -21,23 +22,31 @@ from fashiongan.fileio import atomic_save, atomic_write_bytes
 def grid(
     images: np.ndarray | torch.Tensor, ncol: int = 10, scale: int | None = None
 ) -> Image.Image:
-    """uint8 N×H×W (numpy or torch) → a PIL image, ncol images a row, enlarged `scale` times
-    (default ×2 for images of 32 px or less). A notebook shows it inline; `.save(path)` keeps it."""
+    """uint8 N×H×W or N×3×H×W (numpy or torch) → a PIL image, ncol images a row, enlarged
+    `scale` times (default ×2 for images of 32 px or less). A notebook shows it inline;
+    `.save(path)` keeps it."""
     images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 3:
+    if images.dtype != np.uint8 or not (
+        images.ndim == 3 or (images.ndim == 4 and images.shape[1] == 3)
+    ):
         raise FashionGANError(
-            f"grid takes uint8 N×H×W images, got {images.dtype} {tuple(images.shape)}"
+            f"grid takes uint8 N×H×W or N×3×H×W images, got {images.dtype} {tuple(images.shape)}"
         )
     side = images.shape[-1]
     return upscaled(make_grid(images, ncol), display_scale(side) if scale is None else scale)
 
 
 def make_grid(images: np.ndarray | torch.Tensor, ncol: int, pad: int = 2) -> np.ndarray:
-    """uint8 N×H×W → one uint8 image, ncol images per row, `pad` pixels of gray between."""
+    """uint8 N×H×W (N×3×H×W) → one uint8 H'×W' (H'×W'×3) image, ncol images per row, `pad`
+    pixels of gray between."""
     images = np.asarray(images)
-    n, h, w = images.shape
+    if images.ndim == 4:  # colour: channels last, as PIL takes them
+        images = images.transpose(0, 2, 3, 1)
+    n, h, w = images.shape[:3]
     nrow = max(1, math.ceil(n / ncol))
-    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad), 64, np.uint8)
+    grid = np.full(
+        (nrow * (h + pad) + pad, ncol * (w + pad) + pad, *images.shape[3:]), 64, np.uint8
+    )
     for i in range(n):
         r, c = divmod(i, ncol)
         grid[
@@ -53,7 +62,7 @@ def display_scale(side: int) -> int:
 
 
 def upscaled(image: np.ndarray, scale: int) -> Image.Image:
-    """uint8 H×W → a PIL image enlarged `scale` times with nearest-neighbour pixels."""
+    """uint8 H×W (or H×W×3) → a PIL image enlarged `scale` times with nearest-neighbour pixels."""
     img = Image.fromarray(image)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
@@ -74,12 +83,12 @@ def label_rows(
     img = upscaled(grid, scale)
     font = ImageFont.load_default()
     margin = max(int(font.getlength(n)) for n in names) + 8
-    out = Image.new("L", (img.width + margin, img.height), 255)
+    out = Image.new(img.mode, (img.width + margin, img.height), "white")
     out.paste(img, (margin, 0))
     draw = ImageDraw.Draw(out)
     for r, name in enumerate(names):
         y = (pad + r * (cell + pad)) * scale + (cell * scale) // 2 - 6
-        draw.text((4, y), name, fill=0, font=font)
+        draw.text((4, y), name, fill="black", font=font)
     return out
 
 
@@ -108,17 +117,20 @@ def write_progress_gif(samples_dir: Path) -> Path | None:
     if not grids:
         return None
     out = samples_dir / "progress.gif"
-    save_gif(out, [Image.open(p).convert("L") for p in grids], ms_per_frame=400)
+    frames = [Image.open(p) for p in grids]
+    mode = "L" if all(f.mode == "L" for f in frames) else "RGB"
+    save_gif(out, [f.convert(mode) for f in frames], ms_per_frame=400)
     return out
 
 
 def encode_interpolation(frames: torch.Tensor, fmt: str) -> bytes:
-    """frames W×T×H×W' → PNG strip (a row per walk) or animated GIF (frame t shows every walk)
-    bytes. Images of 32 px or less are upscaled ×2, as in the training grids."""
-    w, t, h, _ = frames.shape
+    """frames W×T×H×W' (or W×T×3×H×W') → PNG strip (a row per walk) or animated GIF (frame t
+    shows every walk) bytes. Images of 32 px or less are upscaled ×2, as in the training grids."""
+    w, t = frames.shape[:2]
+    h = frames.shape[-1]
     scale = display_scale(h)
     if fmt == "png":
-        return png_bytes(make_grid(frames.reshape(w * t, h, h).numpy(), t), scale)
+        return png_bytes(make_grid(frames.reshape(w * t, *frames.shape[2:]).numpy(), t), scale)
     if fmt == "gif":
         ncol = math.ceil(math.sqrt(w))
         pics = [upscaled(make_grid(frames[:, k].numpy(), ncol), scale) for k in range(t)]

@@ -2,8 +2,9 @@
 
 A data source is a directory holding IDX files under the official names
 (`{train,t10k}-images-idx3-ubyte` and `{train,t10k}-labels-idx1-ubyte`, each gzipped or not) or
-Kaggle CSVs (`fashion-mnist_train.csv`, `train.csv`, ...), or a single CSV file. Batches are made by
-indexing a seeded permutation: no per-image Python.
+Kaggle CSVs (`fashion-mnist_train.csv`, `train.csv`, ...), or a single CSV file; or a user's own
+images (a folder of class folders, a flat folder with labels.csv, NPZ/NPY: data/folder.py).
+Batches are made by indexing a seeded permutation: no per-image Python.
 """
 
 import hashlib
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from fashiongan.data.csv import read_csv
+from fashiongan.data.folder import is_own_layout
 from fashiongan.data.idx import read_idx
 from fashiongan.errors import FashionGANError
 
@@ -114,13 +116,19 @@ def find_data(data: str | None, split: str, env_dir: str | None = None) -> tuple
 
 @dataclass
 class ImageDataset:
-    """images: uint8 N×H×W (0 = black background); labels: int64 N in [0, n_classes)."""
+    """images: uint8 N×H×W grayscale or N×3×H×W colour (0 = black background); labels: int64 N
+    in [0, n_classes) (all 0 for an unlabelled set, whose one class is 'all')."""
 
     images: torch.Tensor
     labels: torch.Tensor
     class_names: tuple[str, ...]
     source: str
-    checksum: str  # sha256 of the raw images and labels before subsetting/resizing
+    checksum: str  # sha256 of the whole set's images and labels, before subsetting/resizing
+    labelled: bool = True
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.images.ndim == 3 else self.images.shape[1]
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -189,19 +197,21 @@ def balanced_subset(labels: torch.Tensor, n: int, n_classes: int, seed: int) -> 
 
 
 def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 N×H×W → uint8 N×size×size, bilinear (antialiased when shrinking), done once."""
+    """uint8 N×H×W (or N×C×H×W) → uint8 at size×size, bilinear (antialiased when shrinking),
+    done once."""
     if images.shape[-1] == size:
         return images
     out = []
     for chunk in images.split(4096):  # bounded float memory: 4096×64×64×4 B = 64 MB
         x = F.interpolate(
-            chunk[:, None].float(),
+            chunk[:, None].float() if chunk.ndim == 3 else chunk.float(),
             size=(size, size),
             mode="bilinear",
             align_corners=False,
             antialias=size < images.shape[-1],
         )
-        out.append(x.round_().clamp_(0, 255).to(torch.uint8)[:, 0])
+        x = x.round_().clamp_(0, 255).to(torch.uint8)
+        out.append(x[:, 0] if chunk.ndim == 3 else x)
     return torch.cat(out)
 
 
@@ -213,14 +223,70 @@ def load_dataset(
     image_size: int | None = None,
     env_dir: str | None = None,
     class_names: str = "auto",
+    **own,
 ) -> ImageDataset:
     """Load a split into memory. subset > 0 keeps a seeded class-balanced subset; image_size
     resizes once (e.g. 64 for dcgan64). class_names: 'fashion', 'numeric', or 'auto' (Fashion-MNIST
-    names when the split is the official one, recognised by checksum)."""
+    names when the split is the official one, recognised by checksum). `own`: OwnData's fields,
+    for a user's folder or arrays (data/folder.py)."""
     if class_names not in CLASS_NAME_SETS:
         raise FashionGANError(
             f"--class-names {class_names!r}; choose one of: {', '.join(CLASS_NAME_SETS)}"
         )
+    if split not in SPLITS:
+        raise FashionGANError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    if data is not None and is_own_layout(Path(data)):
+        ds = _load_own(data, split, image_size, OwnData(**own))
+    else:
+        ds = _load_mnist_format(data, split, env_dir, class_names)
+    if subset:
+        if subset < ds.n_classes or subset > len(ds):
+            raise FashionGANError(
+                f"--subset {subset}: expected {ds.n_classes}..{len(ds)} (0 = whole split)"
+            )
+        keep = balanced_subset(ds.labels, subset, ds.n_classes, seed)
+        ds.images, ds.labels = ds.images[keep], ds.labels[keep]
+    if image_size is not None:
+        ds.images = resize_images(ds.images, image_size)
+    return ds
+
+
+@dataclass
+class OwnData:
+    """How a user's images are read (the data section's flags of the same names)."""
+
+    channels: int = 0
+    fit: str = "crop"
+    min_size: int = 8
+    skip_bad: bool = False
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    cache_dir: Path | None = None
+
+
+def own_options(data_cfg, cache_dir: Path | None = None) -> dict:
+    """A run's data settings (config.DataConfig) → load_dataset's keywords for a user's set."""
+    names = ("channels", "fit", "min_size", "skip_bad", "val_fraction", "split_seed")
+    return {n: getattr(data_cfg, n) for n in names} | {"cache_dir": cache_dir}
+
+
+def _load_own(data: str, split: str, image_size: int | None, o: OwnData) -> ImageDataset:
+    from fashiongan.data.folder import Decoding
+    from fashiongan.data.own import read_own
+
+    if image_size is None:
+        raise FashionGANError(f"--data {data}: a folder or array set needs the model's resolution")
+    how = Decoding(image_size, o.channels, o.fit, o.min_size, o.skip_bad)
+    raw, source, checksum = read_own(data, split, how, o.val_fraction, o.split_seed, o.cache_dir)
+    labelled = raw.labels is not None
+    labels = raw.labels if labelled else np.zeros(len(raw.images), np.int64)
+    images = torch.from_numpy(np.ascontiguousarray(raw.images))
+    return ImageDataset(
+        images, torch.from_numpy(labels), raw.class_names, source, checksum, labelled
+    )
+
+
+def _load_mnist_format(data, split, env_dir, class_names) -> ImageDataset:
     images, labels, source = _read_split(find_data(data, split, env_dir))
     if len(images) == 0:
         raise FashionGANError(f"{source}: the {split} split holds no images")
@@ -232,27 +298,19 @@ def load_dataset(
         class_names = "fashion" if checksum in FASHION_CHECKSUMS.values() else "numeric"
     names = FASHION_CLASSES if class_names == "fashion" else tuple(map(str, range(N_CLASSES)))
     images_t = torch.from_numpy(images.copy())
-    labels_t = torch.from_numpy(labels)
-    if subset:
-        if subset < N_CLASSES or subset > len(images_t):
-            raise FashionGANError(
-                f"--subset {subset}: expected {N_CLASSES}..{len(images_t)} (0 = whole split)"
-            )
-        keep = balanced_subset(labels_t, subset, N_CLASSES, seed)
-        images_t, labels_t = images_t[keep], labels_t[keep]
-    if image_size is not None:
-        images_t = resize_images(images_t, image_size)
-    return ImageDataset(images_t, labels_t, names, source, checksum)
+    return ImageDataset(images_t, torch.from_numpy(labels), names, source, checksum)
 
 
 def to_float(images_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 N×H×W → float32 N×1×H×W in [-1, 1]."""
-    return images_u8[:, None].float().div_(127.5).sub_(1.0)
+    """uint8 N×H×W (or N×C×H×W) → float32 N×1×H×W (N×C×H×W) in [-1, 1]."""
+    x = images_u8[:, None] if images_u8.ndim == 3 else images_u8
+    return x.float().div_(127.5).sub_(1.0)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float N×1×H×W in [-1, 1] → uint8 N×H×W (clamped, rounded)."""
-    return images[:, 0].add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    """float N×C×H×W in [-1, 1] → uint8 N×H×W when C = 1, else N×C×H×W (clamped, rounded)."""
+    x = images[:, 0] if images.shape[1] == 1 else images
+    return x.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
 class Batcher:

@@ -16,13 +16,20 @@ from fashiongan.models.registry import MODELS
 
 
 def build_generator(
-    model: str, z_dim: int, n_classes: int, cond: str, width: float, embed_dim: int, depth: int = 0
+    model: str,
+    z_dim: int,
+    n_classes: int,
+    cond: str,
+    width: float,
+    embed_dim: int,
+    depth: int = 0,
+    channels: int = 1,
 ) -> Generator:
     if cond not in CONDITIONINGS:
         raise FashionGANError(
             f"unknown conditioning {cond!r}; choose one of: {', '.join(CONDITIONINGS)}"
         )
-    return Generator(MODELS.get(model), z_dim, n_classes, cond, width, embed_dim, depth)
+    return Generator(MODELS.get(model), z_dim, n_classes, cond, width, embed_dim, depth, channels)
 
 
 def build_discriminator(
@@ -35,6 +42,7 @@ def build_discriminator(
     aux_classifier: bool = False,
     mbstd: int = 0,
     depth: int = 0,
+    channels: int = 1,
 ) -> Discriminator:
     if d_norm not in D_NORMS:
         raise FashionGANError(f"unknown --d-norm {d_norm!r}; choose one of: {', '.join(D_NORMS)}")
@@ -48,6 +56,7 @@ def build_discriminator(
         aux_classifier,
         mbstd,
         depth,
+        channels,
     )
 
 

@@ -9,15 +9,26 @@ from fashiongan.models.dcgan import Discriminator, Generator
 from fashiongan.validation import check_choices
 
 
-def generator_for(m: ModelConfig, n_classes: int) -> Generator:
-    return build_generator(m.model, m.z_dim, n_classes, m.cond, m.width, m.embed_dim, m.g_depth)
+def generator_for(m: ModelConfig, n_classes: int, channels: int = 1) -> Generator:
+    return build_generator(
+        m.model, m.z_dim, n_classes, m.cond, m.width, m.embed_dim, m.g_depth, channels
+    )
 
 
-def discriminator_for(cfg: RunConfig, n_classes: int) -> Discriminator:
+def discriminator_for(cfg: RunConfig, n_classes: int, channels: int = 1) -> Discriminator:
     m = cfg.model
     width, aux = m.d_width or m.width, aux_weight(cfg) > 0
     return build_discriminator(
-        m.model, n_classes, m.cond, width, m.d_norm, m.spectral_norm, aux, m.mbstd, m.d_depth
+        m.model,
+        n_classes,
+        m.cond,
+        width,
+        m.d_norm,
+        m.spectral_norm,
+        aux,
+        m.mbstd,
+        m.d_depth,
+        channels,
     )
 
 
@@ -40,4 +51,5 @@ def generator_from_state(state: dict, origin: str) -> tuple[Generator, RunConfig
             f"{state.get('version', '?')}; this is {__version__})"
         ) from None
     check_choices(cfg)
-    return generator_for(cfg.model, n_classes), cfg
+    # images' channels: a property of the data set, saved since 0.9 (before: grayscale only)
+    return generator_for(cfg.model, n_classes, int(state.get("channels", 1))), cfg

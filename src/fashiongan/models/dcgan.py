@@ -1,4 +1,5 @@
-"""DCGAN generator and discriminator for square grayscale images, three ways to condition.
+"""DCGAN generator and discriminator for square images (grayscale or colour), three ways to
+condition.
 
 Both registered designs are one pattern: G maps z to a base_res×base_res feature map (a linear
 layer, which equals DCGAN's first 1×1→4×4 transposed conv) and doubles the resolution with
@@ -48,7 +49,7 @@ class DCGANSpec:
 
 
 class Generator(nn.Module):
-    """G(z, y) → images float32 B×1×R×R in [-1, 1]. z: B×z_dim; y: int64 (B,), float
+    """G(z, y) → images float32 B×C×R×R in [-1, 1] (C = channels: 1 gray, 3 colour). z: B×z_dim; y: int64 (B,), float
     (B, n_classes) label weights, or None when unconditional."""
 
     def __init__(
@@ -60,10 +61,12 @@ class Generator(nn.Module):
         width: float,
         embed_dim: int,
         depth: int = 0,
+        channels: int = 1,
     ):
         super().__init__()
         c = [max(1, round(64 * width * m)) for m in spec.g_mult]
         self.spec, self.z_dim, self.n_classes, self.cond = spec, z_dim, n_classes, cond
+        self.channels = channels
         self.label_embed = nn.Embedding(n_classes, embed_dim) if cond == "concat" else None
         in_dim = z_dim + (embed_dim if cond == "concat" else 0)
         self.fc = nn.Linear(in_dim, c[0] * spec.base_res**2, bias=False)
@@ -87,7 +90,7 @@ class Generator(nn.Module):
         self.ups = nn.ModuleList(
             nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False) for c_in, c_out in zip(c, c[1:])
         )
-        self.to_image = nn.ConvTranspose2d(c[-1], 1, 4, 2, 1)
+        self.to_image = nn.ConvTranspose2d(c[-1], channels, 4, 2, 1)
         init_dcgan(self)
 
     def _norm_relu(
@@ -143,7 +146,7 @@ def minibatch_std(h: torch.Tensor, group: int) -> torch.Tensor:
 
 
 class Discriminator(nn.Module):
-    """D(x, y) → raw logits float32 (B,), higher = more real. x: B×1×R×R in [-1, 1].
+    """D(x, y) → raw logits float32 (B,), higher = more real. x: B×C×R×R in [-1, 1].
     With aux_classifier, D(x, y, classes=True) → (logits, class logits B×n_classes)."""
 
     def __init__(
@@ -157,14 +160,16 @@ class Discriminator(nn.Module):
         aux_classifier: bool = False,
         mbstd: int = 0,
         depth: int = 0,
+        channels: int = 1,
     ):
         super().__init__()
         c = [max(1, round(64 * width * m)) for m in spec.d_mult]
+        self.channels = channels
         self.mbstd = mbstd
         sn = spectral_norm if use_spectral_norm else (lambda m: m)
         self.spec, self.n_classes, self.cond = spec, n_classes, cond
         self.label_map = nn.Embedding(n_classes, spec.resolution**2) if cond == "concat" else None
-        in_ch = [1 + (cond == "concat")] + c[:-1]
+        in_ch = [channels + (cond == "concat")] + c[:-1]
         self.convs = nn.ModuleList(sn(nn.Conv2d(i, o, 4, 2, 1)) for i, o in zip(in_ch, c))
         # DCGAN: no norm on the first layer; BN (if chosen) on the others
         self.norms = nn.ModuleList(

@@ -12,3 +12,7 @@ MODELS.register("dcgan64")(
 )
 # 32×32, the size of CIFAR-10 and SVHN and of most DCGAN baselines on them (4 → 8 → 16 → 32)
 MODELS.register("dcgan32")(DCGANSpec(resolution=32, base_res=4, g_mult=(4, 2, 1), d_mult=(1, 2, 4)))
+# 128×128 for photographs: 4 → 8 → 16 → 32 → 64 → 128, capped at 8c maps (as dcgan64's widest)
+MODELS.register("dcgan128")(
+    DCGANSpec(resolution=128, base_res=4, g_mult=(8, 8, 4, 2, 1), d_mult=(1, 2, 4, 8, 8))
+)

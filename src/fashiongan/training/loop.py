@@ -18,7 +18,13 @@ import torch
 
 from fashiongan.checkpoint import resolve_checkpoint, save_checkpoint, serialize
 from fashiongan.config import RunConfig, to_dict
-from fashiongan.data.datasets import Batcher, ImageDataset, default_cache_dir, load_dataset
+from fashiongan.data.datasets import (
+    Batcher,
+    ImageDataset,
+    default_cache_dir,
+    load_dataset,
+    own_options,
+)
 from fashiongan.devices import pick_device
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import DirectoryLock, atomic_write_bytes
@@ -111,9 +117,17 @@ class Trainer:
             MODELS.get(cfg.model.model).resolution,
             data_env,
             cfg.data.class_names,
+            **own_options(cfg.data, cache_dir or default_cache_dir()),
         )
+        if not self.data.labelled and cfg.model.cond != "none":
+            raise FashionGANError(
+                f"--data {cfg.data.data}: the images have no labels (no class folders or "
+                f"labels.csv); train an unconditional model with --cond none"
+            )
         torch.manual_seed(t.seed)
-        self.nets = build_nets(cfg, self.data.n_classes, self.device, self.ranks, self.adam_kind)
+        self.nets = build_nets(
+            cfg, self.data.n_classes, self.device, self.ranks, self.adam_kind, self.data.channels
+        )
         self.G, self.D, self.ema = self.nets.G, self.nets.D, self.nets.ema
         self.opt_G, self.opt_D = self.nets.opt_G, self.nets.opt_D
         self.ema_calibrated_at: int | None = None  # the step G_ema's BatchNorm statistics are from

@@ -34,11 +34,13 @@ def check_distributable(cfg: RunConfig, ranks: Ranks) -> None:
             raise FashionGANError(why)
 
 
-def build_nets(cfg: RunConfig, n_classes: int, device: torch.device, ranks: Ranks, kind: str):
+def build_nets(
+    cfg: RunConfig, n_classes: int, device: torch.device, ranks: Ranks, kind: str, channels: int = 1
+):
     """G, D, their EMA and optimisers, and the wrappers the step calls (see step.Nets)."""
     t = cfg.train
-    G = generator_for(cfg.model, n_classes).to(device)
-    D = discriminator_for(cfg, n_classes).to(device)
+    G = generator_for(cfg.model, n_classes, channels).to(device)
+    D = discriminator_for(cfg, n_classes, channels).to(device)
     if t.channels_last:
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)

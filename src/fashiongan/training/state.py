@@ -120,6 +120,7 @@ def state_of(tr) -> dict:
         "rng": {"train": tr.update.gen.get_state(), "torch": torch.get_rng_state()},
         "class_names": list(tr.data.class_names),
         "resolution": tr.data.image_size,
+        **({"channels": tr.data.channels} if tr.data.channels != 1 else {}),  # absent: grayscale
         "data_checksum": tr.data.checksum,
         "noise_nimg": tr.noise_nimg or 0,
         "best_fid": tr.best_fid if math.isfinite(tr.best_fid) else None,
