@@ -211,8 +211,32 @@ class TrainConfig:
         "none",
         "differentiable augmentation of every image D sees, real and generated, in both updates: "
         "diffaug = DiffAugment's color, translation and cutout (Zhao et al. 2020), for data "
-        "sets of a few hundred to a few thousand images",
-        choices=("none", "diffaug"),
+        "sets of a few hundred to a few thousand images; ada = adaptive augmentation (Karras et "
+        "al. 2020): each transform with a probability p that follows D's overfitting",
+        choices=("none", "diffaug", "ada"),
+        omit_default=True,
+    )
+    augment_p: float | None = _f(
+        None,
+        "--augment ada: a fixed augmentation probability instead of the adaptive one",
+        min=0,
+        max=1,
+        omit_default=True,
+    )
+    ada_target: float = _f(
+        0.6,
+        "--augment ada: the target of D's overfitting signal E[sign(D(real))]",
+        gt=0,
+        lt=1,
+        expect="a number in (0, 1)",
+        omit_default=True,
+    )
+    ada_kimg: float = _f(
+        100.0,
+        "--augment ada: thousands of images over which p can move from 0 to 1 (the paper's 500 "
+        "suits runs of tens of millions of images; ours on a CPU are far shorter)",
+        gt=0,
+        expect="a positive number",
         omit_default=True,
     )
     noise_kimg: float = _f(

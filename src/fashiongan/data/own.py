@@ -9,8 +9,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fashiongan.data import folder
-from fashiongan.data.folder import Decoding, RawSet
+from fashiongan.data.folder import (
+    CACHE_VERSION,
+    Decoding,
+    RawSet,
+    class_ids,
+    decode_files,
+    from_arrays,
+    listing,
+    read_arrays,
+    split_dirs,
+)
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_save
 
@@ -27,7 +36,7 @@ def memory_budget() -> int:
 
 
 def _files_key(files: list[Path], how: Decoding, extra: str) -> str:
-    h = hashlib.sha256(f"v{folder.CACHE_VERSION} {how} {extra}".encode())
+    h = hashlib.sha256(f"v{CACHE_VERSION} {how} {extra}".encode())
     for p in files:
         st = p.stat()
         h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -35,7 +44,7 @@ def _files_key(files: list[Path], how: Decoding, extra: str) -> str:
 
 
 def read_folder(path: Path, how: Decoding, cache_dir: Path | None) -> RawSet:
-    files, names, classes = folder.listing(path)
+    files, names, classes = listing(path)
     key = _files_key(files, how, "folder")
     cached = cache_dir / "datasets" / f"{key[:32]}.pt" if cache_dir else None
     if cached is not None and cached.is_file():
@@ -45,8 +54,8 @@ def read_folder(path: Path, how: Decoding, cache_dir: Path | None) -> RawSet:
             return RawSet(blob["images"].numpy(), labels, tuple(blob["class_names"]), str(path))
         except Exception:  # a damaged cache entry is rebuilt, never trusted
             pass
-    labels_all, class_names = folder.class_ids(names, classes, str(path))
-    images, kept = folder.decode_files(files, how, memory_budget())
+    labels_all, class_names = class_ids(names, classes, str(path))
+    images, kept = decode_files(files, how, memory_budget())
     labels = labels_all[kept] if labels_all is not None else None
     if labels is not None:
         _check_classes(labels, class_names, path)
@@ -73,14 +82,14 @@ def _check_classes(labels: np.ndarray, class_names: tuple[str, ...], origin) -> 
 
 
 def read_array_file(path: Path, split: str | None, how: Decoding) -> RawSet:
-    images, labels, names = folder.read_arrays(path, split)
+    images, labels, names = read_arrays(path, split)
     need = len(images) * (3 if images.ndim == 4 else 1) * how.size**2
     if need > memory_budget():
         raise FashionGANError(
             f"{path}: {len(images)} images at {how.size}×{how.size} need {need / 2**30:.2f} GiB, "
             f"over the {memory_budget() / 2**30:.2f} GiB free for them; use --subset"
         )
-    images = folder.from_arrays(images, how)
+    images = from_arrays(images, how)
     if labels is None:
         return RawSet(images, None, ("all",), str(path))
     if labels.min() < 0 or (names and labels.max() >= len(names)):
@@ -118,7 +127,7 @@ def read_own(
     """The `split` part of the user's set at `data`, a note of where it came from, and the
     fingerprint of the whole set (both parts)."""
     path = Path(data)
-    parts = folder.split_dirs(path) if path.is_dir() else None
+    parts = split_dirs(path) if path.is_dir() else None
     if parts is not None:
         raw = read_folder(parts[split], how, cache_dir)
         whole = [checksum(read_folder(parts[s], how, cache_dir)) for s in ("train", "test")]

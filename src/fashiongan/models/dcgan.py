@@ -49,8 +49,8 @@ class DCGANSpec:
 
 
 class Generator(nn.Module):
-    """G(z, y) → images float32 B×C×R×R in [-1, 1] (C = channels: 1 gray, 3 colour). z: B×z_dim; y: int64 (B,), float
-    (B, n_classes) label weights, or None when unconditional."""
+    """G(z, y) → images float32 B×C×R×R in [-1, 1] (C = channels: 1 gray, 3 colour).
+    z: B×z_dim; y: int64 (B,), float (B, n_classes) label weights, or None when unconditional."""
 
     def __init__(
         self,

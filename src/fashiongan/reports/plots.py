@@ -63,6 +63,10 @@ def training_figure(records: list[dict]) -> Figure:
         ax.set(title=title, xlabel="kimg (thousands of real images seen)", ylabel=ylabel)
         if key == "grad_norms":
             ax.set_yscale("log")
+        if key == "d_outputs" and any("augment_p" in r for r in records):  # --augment ada
+            twin = ax.twinx()
+            twin.plot(kimg, [r.get("augment_p", float("nan")) for r in records], "k--", lw=1)
+            twin.set(ylabel="ADA p (dashed)", ylim=(0, 1))
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
     return fig

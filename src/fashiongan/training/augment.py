@@ -24,8 +24,8 @@ def diff_augment(x: torch.Tensor, rand, randint) -> torch.Tensor:
     """x: float B×C×H×W in [-1, 1]. rand(shape) → U[0, 1) and randint(high, shape) → integers,
     both per sample of the batch (see TrainingStep.uniform)."""
     x = _color(x, rand)
-    x = _translation(x, randint)
-    return _cutout(x, randint)
+    x = translation(x, randint)
+    return cutout(x, randint)
 
 
 def _color(x, rand):
@@ -38,7 +38,7 @@ def _color(x, rand):
     return (x - mean) * (rand((B, 1, 1, 1)) + 0.5) + mean
 
 
-def _translation(x, randint):
+def translation(x, randint):
     B, _, H, W = x.shape
     sh, sw = int(H * TRANSLATION + 0.5), int(W * TRANSLATION + 0.5)
     dy = randint(2 * sh + 1, (B, 1, 1)) - sh
@@ -51,7 +51,7 @@ def _translation(x, randint):
     return torch.where(inside, moved, torch.full_like(moved, -1.0))
 
 
-def _cutout(x, randint):
+def cutout(x, randint):
     B, _, H, W = x.shape
     ch, cw = int(H * CUTOUT + 0.5), int(W * CUTOUT + 0.5)
     top = randint(H, (B, 1, 1)) - ch // 2  # centred on a random pixel, clipped by the border

@@ -21,6 +21,8 @@ def log_row(tr, n: int, img_per_s: float) -> dict:
     row["lr_g"] = float(tr.opt_G.param_groups[0]["lr"])
     row["lr_d"] = float(tr.opt_D.param_groups[0]["lr"])
     row["instance_noise"] = tr.noise_std()
+    if tr.update.ada is not None:
+        row["augment_p"] = round(tr.update.ada.p.item(), 6)
     if tr.cfg.train.on_nan == "skip":
         row["skipped_updates"] = tr.skipped
     row["img_per_s"] = round(img_per_s, 1)

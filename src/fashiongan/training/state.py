@@ -121,6 +121,7 @@ def state_of(tr) -> dict:
         "class_names": list(tr.data.class_names),
         "resolution": tr.data.image_size,
         **({"channels": tr.data.channels} if tr.data.channels != 1 else {}),  # absent: grayscale
+        **({"ada": tr.update.ada.state_dict()} if tr.update.ada is not None else {}),
         "data_checksum": tr.data.checksum,
         "noise_nimg": tr.noise_nimg or 0,
         "best_fid": tr.best_fid if math.isfinite(tr.best_fid) else None,
@@ -153,6 +154,8 @@ def restore(tr, state: dict) -> None:
             f"{str(e).splitlines()[0][:200]}"
         ) from None
     tr.batcher.load_state_dict(state["batcher"])
+    if tr.update.ada is not None and "ada" in state:
+        tr.update.ada.load_state_dict(state["ada"])
     tr.update.gen.set_state(state["rng"]["train"])
     torch.set_rng_state(state["rng"]["torch"])
     tr.step, tr.nimg = int(state["step"]), int(state["nimg"])

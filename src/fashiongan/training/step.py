@@ -22,6 +22,7 @@ from fashiongan.errors import FashionGANError
 from fashiongan.losses import LOSSES, GANLoss
 from fashiongan.regularizers import REGULARIZERS, Regularizer
 from fashiongan.training.accel import StepGraph, autocast
+from fashiongan.training.ada import ADA, ada_augment
 from fashiongan.training.augment import diff_augment
 from fashiongan.training.distributed import Ranks, global_mean
 from fashiongan.training.ema import EMA
@@ -126,6 +127,11 @@ class TrainingStep:
         self.noise_std = 0.0  # the instance noise of the next step, set by the loop's schedule
         self.stats = torch.zeros(len(STAT_KEYS), device=device)
         self.nonfinite = NonFinite(device)
+        self.ada = (
+            ADA(device, t.batch_size, t.ada_target, t.ada_kimg, t.augment_p)
+            if t.augment == "ada"
+            else None
+        )
         self.graph = None
         if t.cuda_graph:  # the step's counters live on the device, where the graph reads them
             check_graphable(cfg, device)
@@ -167,6 +173,8 @@ class TrainingStep:
         x = self.noisy(x, self.noise_std)
         if self.cfg.train.augment == "diffaug":
             x = diff_augment(x, self.uniform, self.randint)
+        elif self.ada is not None:
+            x = ada_augment(x, self.ada.p, self.uniform, self.randint)
         return x
 
     def noisy(self, x: torch.Tensor, std: float) -> torch.Tensor:
@@ -245,6 +253,8 @@ class TrainingStep:
             else:
                 nets.opt_D.step()
             loss.after_d_update(nets.D, cfg)
+            if self.ada is not None:
+                self.ada.observe(real_logits, self.batch_mean)
         out.update(x=x, y=y, loss_d=d_loss, penalty=penalty, grad_d=grad_d)
         out.update(real_logits=real_logits, fake_logits=fake_logits)
         return out
