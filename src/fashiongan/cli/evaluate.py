@@ -101,18 +101,56 @@ def evaluate_parser(sub) -> None:
         "--evaluator", metavar="DIR", help="evaluator.pt + evaluator.json (default: shipped)"
     )
     p.add_argument(
+        "--force-evaluator",
+        action="store_true",
+        help="score even when --evaluator was trained on other data than --data",
+    )
+    p.add_argument(
         "--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="(default: cpu)"
     )
 
 
+def add_own_data_flags(p) -> None:
+    """The reading of a user's images, as `train` has them (config.DataConfig)."""
+    from fashiongan.config import DataConfig, flat_fields
+
+    for path, f in flat_fields():
+        name = path.rsplit(".", 1)[-1]
+        if not path.startswith("data.") or name not in OWN_FLAGS:
+            continue
+        flag = "--" + name.replace("_", "-")
+        kw = dict(default=getattr(DataConfig(), name), help=f.metadata["help"])
+        if f.type is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        else:
+            p.add_argument(flag, type=f.type, choices=f.metadata.get("choices"), **kw)
+
+
+OWN_FLAGS = ("channels", "fit", "min_size", "skip_bad", "val_fraction", "split_seed")
+
+
 def evaluator_parser(sub) -> None:
-    p = sub.add_parser("evaluator", help="train or inspect the Fashion-MNIST evaluator network")
+    p = sub.add_parser("evaluator", help="train or inspect an evaluator network")
     actions = p.add_subparsers(dest="action", required=True, parser_class=Parser)
-    t = actions.add_parser("train", help="train the evaluator with the recorded recipe")
+    t = actions.add_parser(
+        "train",
+        help="train an evaluator (Fashion-MNIST's recipe, or on --data: your own images)",
+    )
     t.add_argument("--out", required=True, help="directory for evaluator.pt + evaluator.json")
     t.add_argument("--epochs", type=int, help="override the recipe's epochs")
     t.add_argument("--seed", type=seed_arg, help="override the recipe's seed")
-    t.add_argument("--data", help="data directory or CSV (default: the usual search path)")
+    t.add_argument(
+        "--data",
+        help="data: IDX/CSV directory, a folder of images or an NPZ (default: the usual search "
+        "path for Fashion-MNIST)",
+    )
+    t.add_argument(
+        "--image-size",
+        type=int,
+        help="the side the evaluator sees (default: 28 for MNIST-format data, 32 for your own "
+        "images; larger sides are pooled down to 32 inside the net)",
+    )
+    add_own_data_flags(t)
     i = actions.add_parser("info", help="print the evaluator's identity, recipe and accuracy")
     i.add_argument("dir", nargs="?", help="evaluator directory (default: the shipped one)")
 
@@ -156,6 +194,7 @@ def cmd_evaluate(args) -> int:
         device=pick_device(args.device),
         memorization_samples=args.memorization_samples,
         cas_per_class=args.cas_per_class,
+        force_evaluator=args.force_evaluator,
     )
     p = result.results["provenance"]
     print(
@@ -172,7 +211,9 @@ def cmd_evaluate(args) -> int:
 def cmd_evaluator(args) -> int:
     import dataclasses as dc
 
+    from fashiongan.config import check_numbers, from_dict
     from fashiongan.data.datasets import load_dataset
+    from fashiongan.data.folder import is_own_layout
     from fashiongan.metrics.evaluator import Recipe, load_evaluator, train_evaluator
 
     if args.action == "info":
@@ -194,8 +235,21 @@ def cmd_evaluator(args) -> int:
                 raise FashionGANError(f"--epochs {value}: must be at least 1")
             recipe = dc.replace(recipe, **{name: value})
     env = os.environ.get("FASHIONGAN_DATA")
-    train_set = load_dataset(args.data, "train", env_dir=env)
-    test_set = load_dataset(args.data, "test", env_dir=env)
-    ev = train_evaluator(train_set, test_set, Path(args.out), recipe)
+    own = args.data is not None and is_own_layout(Path(args.data))
+    size = args.image_size or (32 if own else None)
+    if size is not None and not 8 <= size <= 256:
+        raise FashionGANError(f"--image-size {size}: expected 8..256")
+    options = {n: getattr(args, n) for n in OWN_FLAGS} if own else {}
+    check_numbers(from_dict({"data": options}, "flags"))
+    from fashiongan.data.datasets import default_cache_dir
+
+    cache = cache_dir_from_env() or default_cache_dir()
+    train_set = load_dataset(args.data, "train", image_size=size, env_dir=env, **options,
+                             cache_dir=cache)  # fmt: skip
+    test_set = load_dataset(args.data, "test", image_size=size, env_dir=env, **options,
+                            cache_dir=cache)  # fmt: skip
+    if own and train_set.labelled is False:
+        raise FashionGANError(f"--data {args.data}: an evaluator needs labelled images")
+    ev = train_evaluator(train_set, test_set, Path(args.out), recipe, data_options=options)
     print(f"wrote {Path(args.out) / 'evaluator.pt'} ({ev.id}); use it with --evaluator {args.out}")
     return 0

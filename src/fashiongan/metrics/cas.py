@@ -36,6 +36,7 @@ def cas(
     recipe: Recipe,
     log: Callable[[str], None] = print,
     device: torch.device | str = "cpu",
+    shape: dict | None = None,
 ) -> dict:
     """fake_*: uint8 N×28×28 and int64 labels; test_*: the real test split; baseline: the recipe
     trained on as many real images per class, with its test accuracy."""
@@ -52,6 +53,7 @@ def cas(
             f"  CAS epoch {e}/{n}  loss {loss:.4f}  {time.perf_counter() - start:.0f} s"
         ),
         device=device,
+        **({"shape": shape} if shape else {}),
     ).cpu()
     score = accuracy(net, test_images, test_labels)
     return {

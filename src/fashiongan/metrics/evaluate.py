@@ -101,21 +101,22 @@ def default_out_dir(source: str | Path) -> Path:
     return path.parent / f"{stem}-eval"
 
 
-def _at_eval_size(images: torch.Tensor) -> torch.Tensor:
-    return images if images.shape[-1] == EVAL_SIZE else resize_images(images, EVAL_SIZE)
+def _at_eval_size(images: torch.Tensor, size: int = EVAL_SIZE) -> torch.Tensor:
+    """Images at the evaluator's side (antialiased bilinear, as the real split was resized)."""
+    return images if images.shape[-1] == size else resize_images(images, size)
 
 
 def featurize(image_set: ImageSet, evaluator: Evaluator) -> FeatureSet:
     """The set in canonical order (metrics.order) with its evaluator features: batches then hold
     the same images whatever order the set came in, so features are bit-identical too."""
     order = canonical_order(image_set.images, image_set.labels)
-    images = _at_eval_size(image_set.images[order])
+    images = _at_eval_size(image_set.images[order], evaluator.input["size"])
     labels = None if image_set.labels is None else image_set.labels[order]
     features, logits = evaluator.features(images)
     return FeatureSet(images, labels, features, logits, image_set.description)
 
 
-def _judged_set(source, num_samples, seed, ema, device, cas_per_class, log):
+def _judged_set(source, num_samples, seed, ema, device, cas_per_class, log, size=EVAL_SIZE):
     """The image set to judge, and for a generator the function that samples CAS's training
     set (None for an image set, on which CAS trains as it is)."""
     if isinstance(source, ImageSet):
@@ -132,7 +133,7 @@ def _judged_set(source, num_samples, seed, ema, device, cas_per_class, log):
     def cas_set() -> tuple[torch.Tensor, torch.Tensor]:
         log(f"CAS: sampling {n_cas} images ({cas_per_class} per class, seed {seed + 1})")
         s = sample_generator(source, n_cas, seed + 1, ema, device)
-        return _at_eval_size(s.images), s.labels
+        return _at_eval_size(s.images, size), s.labels
 
     return image_set, cas_set
 
@@ -154,6 +155,7 @@ def evaluate(
     cas_per_class: int = CAS_PER_CLASS,
     write: bool = True,
     log: Callable[[str], None] = print,
+    force_evaluator: bool = False,
 ) -> Evaluation:
     """Score a run directory, checkpoint, image-set file/folder (see metrics.sources) or an
     ImageSet. metrics: registry names (None: every fast metric that applies). A generator
@@ -167,7 +169,9 @@ def evaluate(
         )
         writable_dir(out, "--out")
     evaluator = (evaluator or load_evaluator()).to(device)
-    image_set, cas_set = _judged_set(source, num_samples, seed, ema, device, cas_per_class, log)
+    image_set, cas_set = _judged_set(
+        source, num_samples, seed, ema, device, cas_per_class, log, evaluator.input["size"]
+    )
     n = len(image_set.images)
     wants_fid = metrics is None or "fid" in metrics
     if wants_fid and n < FID_MIN_SAMPLES:
@@ -190,6 +194,7 @@ def evaluate(
         memorization_samples=memorization_samples,
         cas_set=cas_set,
         device=device,
+        force_evaluator=force_evaluator,
     )
     results["provenance"]["seconds"] = round(time.perf_counter() - start, 2)
     if image_set.generator_step is not None:

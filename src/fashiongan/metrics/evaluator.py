@@ -1,5 +1,7 @@
-"""The evaluator: a compact Fashion-MNIST CNN whose logits and penultimate features replace
-Inception's for FID, KID, IS, precision/recall, label accuracy and CAS on 28×28 grayscale.
+"""The evaluator: a compact CNN whose logits and penultimate features replace Inception's for
+FID, KID, IS, precision/recall, label accuracy and CAS. The shipped one is for Fashion-MNIST (28×28
+grayscale, 10 classes); `fashiongan evaluator train --data DIR` makes one for any data set, its
+input (channels, side, classes) and the data set's fingerprint recorded beside the weights.
 
 The authors of FID advise a domain classifier for MNIST-like data (Heusel et al. 2017); ImageNet
 Inception features on upscaled 28×28 grayscale give an IS near 1 for every model. The shipped
@@ -20,13 +22,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fashiongan.data.datasets import N_CLASSES
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_save, atomic_write_bytes, sha256_file
 
 NAME = "fmnist-cnn"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-EVAL_SIZE = 28  # the evaluator sees 28×28; larger images are shrunk (antialiased) first
+EVAL_SIZE = 28  # the shipped evaluator sees 28×28; larger images are shrunk (antialiased) first
+# what an evaluator.json without "input" (the shipped one, and every one before 0.9) was made for
+FASHION_INPUT = {"channels": 1, "size": EVAL_SIZE, "n_classes": 10}
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,11 @@ class Recipe:
 
 
 class EvaluatorNet(nn.Module):
-    """x: float32 N×1×28×28 in [-1, 1] → logits N×10; `features` gives the N×F penultimate.
+    """x: float32 N×C×S×S in [-1, 1] → logits N×n_classes; `features` gives the N×F penultimate.
 
-    Stages at 28, 14 and 7 pixels (2×2 max-pool between), each `convs[i]` 3×3 conv-BN-ReLU
-    layers of `channels[i]`; then flatten → linear → BN → ReLU: the feature vector."""
+    Stages at S, S/2 and S/4 pixels (2×2 max-pool between), each `convs[i]` 3×3 conv-BN-ReLU
+    layers of `channels[i]`; then flatten → linear → BN → ReLU: the feature vector. Sides above
+    32 start with a stride-2 max-pool per doubling, so the cost stays that of a 32-pixel net."""
 
     def __init__(
         self,
@@ -62,12 +66,19 @@ class EvaluatorNet(nn.Module):
         convs: tuple[int, ...] = (2, 2),
         features: int = 256,
         dropout: float = 0.3,
+        in_channels: int = 1,
+        size: int = EVAL_SIZE,
+        n_classes: int = 10,
     ):
         super().__init__()
         if len(channels) != len(convs) or not 1 <= len(channels) <= 3:
             raise ValueError(f"channels {channels} and convs {convs}: 1 to 3 stages each")
+        self.in_channels, self.size = in_channels, size
         layers: list[nn.Module] = []
-        cin, size = 1, EVAL_SIZE
+        cin = in_channels
+        while size > 32:
+            layers.append(nn.AvgPool2d(2))
+            size //= 2
         for stage, (c, n) in enumerate(zip(channels, convs)):
             if stage:
                 layers.append(nn.MaxPool2d(2))
@@ -83,7 +94,7 @@ class EvaluatorNet(nn.Module):
                    nn.BatchNorm1d(features), nn.ReLU()]  # fmt: skip
         self.body = nn.Sequential(*layers)
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(features, N_CLASSES)
+        self.head = nn.Linear(features, n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -92,32 +103,50 @@ class EvaluatorNet(nn.Module):
         return self.head(self.drop(self.body(x)))
 
 
-def build_net(recipe: Recipe) -> EvaluatorNet:
-    return EvaluatorNet(recipe.channels, recipe.convs, recipe.features, recipe.dropout)
+def build_net(recipe: Recipe, shape: dict = FASHION_INPUT) -> EvaluatorNet:
+    """The net of `recipe` for images of `shape` (channels, size, n_classes)."""
+    return EvaluatorNet(
+        recipe.channels,
+        recipe.convs,
+        recipe.features,
+        recipe.dropout,
+        shape["channels"],
+        shape["size"],
+        shape["n_classes"],
+    )
 
 
-def prepare(images: torch.Tensor) -> torch.Tensor:
-    """uint8 N×H×W (or N×1×H×W) → float32 N×1×28×28 in [-1, 1], shrinking larger images."""
+def prepare(images: torch.Tensor, size: int = EVAL_SIZE, channels: int = 1) -> torch.Tensor:
+    """uint8 N×H×W or N×C×H×W → float32 N×C×size×size in [-1, 1], resized (antialiased
+    bilinear) when the side differs. Colour images for a grayscale net are refused."""
     if images.dtype != torch.uint8:
         raise FashionGANError(f"the evaluator takes uint8 images, got {images.dtype}")
     x = images if images.ndim == 4 else images[:, None]
+    if x.shape[1] != channels:
+        kind = {1: "grayscale", 3: "colour"}
+        raise FashionGANError(
+            f"the evaluator takes {kind.get(channels, channels)} images, these are "
+            f"{kind.get(x.shape[1], x.shape[1])}; pass --evaluator of one trained on this data "
+            "(`fashiongan evaluator train --data DIR`)"
+        )
     x = x.float().div_(127.5).sub_(1.0)
-    if x.shape[-1] != EVAL_SIZE or x.shape[-2] != EVAL_SIZE:
-        x = F.interpolate(x, size=(EVAL_SIZE, EVAL_SIZE), mode="bilinear", antialias=True)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
     return x
 
 
 def _augment(x: torch.Tensor, shift: int, flip: bool, g: torch.Generator) -> torch.Tensor:
     """Random per-image translation by up to ±shift pixels (black fill) and horizontal flip,
     by one gather: no per-image Python."""
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
     if shift:
         padded = F.pad(x, (shift,) * 4, value=-1.0)
         dy = torch.randint(0, 2 * shift + 1, (n, 1, 1), generator=g)
         dx = torch.randint(0, 2 * shift + 1, (n, 1, 1), generator=g)
         rows = (dy + torch.arange(h).view(1, h, 1)).to(x.device)
         cols = (dx + torch.arange(w).view(1, 1, w)).to(x.device)
-        x = padded[torch.arange(n, device=x.device).view(n, 1, 1), 0, rows, cols][:, None]
+        sample = torch.arange(n, device=x.device).view(n, 1, 1)
+        x = torch.stack([padded[sample, k, rows, cols] for k in range(c)], 1)
     if flip:
         mirror = (torch.rand(n, generator=g) < 0.5).to(x.device)
         x = torch.where(mirror.view(n, 1, 1, 1), x.flip(-1), x)
@@ -130,24 +159,25 @@ def train_classifier(
     recipe: Recipe = Recipe(),
     progress: Callable[[int, int, float], None] | None = None,
     device: str | torch.device = "cpu",
+    shape: dict = FASHION_INPUT,
 ) -> EvaluatorNet:
-    """Train a fresh EvaluatorNet on uint8 N×H×W images and int64 labels in [0, 10) with
-    `recipe` (seeded; bit-reproducible on CPU). progress(epoch, epochs, train_loss) is called
-    after every epoch. Returns the net in eval mode on `device`. The caller's global RNG state
-    is left as it was."""
+    """Train a fresh EvaluatorNet for images of `shape` (channels, size, n_classes) on uint8
+    N×H×W (N×C×H×W) images and int64 labels in [0, n_classes) with `recipe` (seeded;
+    bit-reproducible on CPU). progress(epoch, epochs, train_loss) is called after every epoch.
+    Returns the net in eval mode on `device`. The caller's global RNG state is left as it was."""
     dev = torch.device(device)
     forked = [dev.index or 0] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=forked):
         torch.manual_seed(recipe.seed)  # weight init and dropout
-        return _train(images, labels, recipe, progress, dev)
+        return _train(images, labels, recipe, progress, dev, shape)
 
 
-def _train(images, labels, recipe: Recipe, progress, device: torch.device) -> EvaluatorNet:
+def _train(images, labels, recipe: Recipe, progress, device, shape) -> EvaluatorNet:
     g = torch.Generator().manual_seed(recipe.seed)
-    x_all = prepare(images).to(device)
+    x_all = prepare(images, shape["size"], shape["channels"]).to(device)
     y_all = labels.long().to(device)
     # channels-last convolutions run ~20% faster on CPU (oneDNN) and no slower on CUDA
-    net = build_net(recipe).to(device, memory_format=torch.channels_last)
+    net = build_net(recipe, shape).to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     total_steps = recipe.epochs * math.ceil(len(x_all) / recipe.batch_size)
     warmup = max(1, total_steps // 10)
@@ -180,16 +210,17 @@ def _train(images, labels, recipe: Recipe, progress, device: torch.device) -> Ev
 def run_net(
     net: EvaluatorNet, images: torch.Tensor, batch_size: int = 1000
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 N×H×W → (features float32 N×F, logits float32 N×10), in eval mode, on CPU."""
+    """uint8 N×H×W (N×C×H×W) → (features float32 N×F, logits float32 N×n_classes), in eval
+    mode, on CPU."""
     net.eval()
     device = next(net.parameters()).device
     feats, logits = [], []
     for chunk in images.split(batch_size):
-        f = net.features(prepare(chunk).to(device))
+        f = net.features(prepare(chunk, net.size, net.in_channels).to(device))
         feats.append(f.float().cpu())
         logits.append(net.head(f).float().cpu())
     if not feats:
-        return torch.zeros(0, net.head.in_features), torch.zeros(0, N_CLASSES)
+        return torch.zeros(0, net.head.in_features), torch.zeros(0, net.head.out_features)
     return torch.cat(feats), torch.cat(logits)
 
 
@@ -207,7 +238,9 @@ class Evaluator:
         self.net = net.eval()
         self.info = info
         self.sha256 = info["sha256"]
-        self.id = f"{NAME}-{self.sha256[:12]}"
+        self.id = f"{info.get('name', NAME)}-{self.sha256[:12]}"
+        self.input = info.get("input", FASHION_INPUT)
+        self.n_classes = self.input["n_classes"]
 
     def features(self, images: torch.Tensor, batch_size: int = 1000):
         """uint8 N×H×W (any H=W, shrunk to 28) → (features N×F, logits N×10), float32 CPU."""
@@ -230,7 +263,7 @@ def save_evaluator(directory: Path, net: EvaluatorNet, info: dict) -> Path:
         for k, v in net.state_dict().items()
     }
     atomic_save(weights, lambda f: torch.save(state, f))
-    info = {**info, "name": NAME, "sha256": sha256_file(weights), "file": weights.name}
+    info = {"name": NAME, **info, "sha256": sha256_file(weights), "file": weights.name}
     atomic_write_bytes(directory / "evaluator.json", (json.dumps(info, indent=2) + "\n").encode())
     return weights
 
@@ -256,7 +289,7 @@ def load_evaluator(directory: str | Path | None = None, verify: bool = True) -> 
             f"{weights}: SHA-256 {digest[:12]}… differs from {str(info.get('sha256'))[:12]}… "
             f"recorded in {meta_path.name}; the weights were changed or damaged"
         )
-    net = build_net(recipe)
+    net = build_net(recipe, info.get("input", FASHION_INPUT))
     try:
         net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except (RuntimeError, ValueError) as e:
@@ -270,10 +303,19 @@ def train_evaluator(
     out: Path,
     recipe: Recipe = Recipe(),
     log: Callable[[str], None] = print,
+    data_options: dict | None = None,
 ) -> Evaluator:
-    """Train on `train_set`, measure on `test_set` (both ImageDataset), save to `out`."""
+    """Train on `train_set`, measure on `test_set` (both ImageDataset, already at the
+    evaluator's side), save to `out` with the data's fingerprint and how it was read
+    (`data_options`: load_dataset's keywords, so evaluate reads the same images)."""
     start = time.perf_counter()
-    log(f"training {NAME} on {len(train_set)} images ({recipe})")
+    shape = {
+        "channels": train_set.channels,
+        "size": train_set.image_size,
+        "n_classes": train_set.n_classes,
+    }
+    name = NAME if shape == FASHION_INPUT else "cnn"
+    log(f"training {name} on {len(train_set)} images, {shape} ({recipe})")
     net = train_classifier(
         train_set.images,
         train_set.labels,
@@ -281,9 +323,11 @@ def train_evaluator(
         progress=lambda e, n, loss: log(
             f"  epoch {e}/{n}  loss {loss:.4f}  {time.perf_counter() - start:.0f} s"
         ),
+        shape=shape,
     )
     seconds = time.perf_counter() - start
     info = {
+        "name": name,
         "recipe": dataclasses.asdict(recipe),
         "train_checksum": train_set.checksum,
         "test_checksum": test_set.checksum,
@@ -291,14 +335,19 @@ def train_evaluator(
         "torch": torch.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if shape != FASHION_INPUT or data_options:
+        info.update(input=shape, class_names=list(train_set.class_names))
+        info.update(data=train_set.source, data_options=data_options or {})
     # accuracy of the weights as shipped (float16 round trip), written before the hash is taken
     save_evaluator(out, net, info)
     shipped = load_evaluator(out, verify=False).net
     info["train_accuracy"] = round(accuracy(shipped, train_set.images, train_set.labels), 6)
     info["test_accuracy"] = round(accuracy(shipped, test_set.images, test_set.labels), 6)
+    info["test_images"] = len(test_set)
     log(
-        f"train accuracy {info['train_accuracy']:.4f}, test accuracy {info['test_accuracy']:.4f} "
-        f"({seconds:.0f} s of training)"
+        f"train accuracy {info['train_accuracy']:.4f}, held-out accuracy "
+        f"{info['test_accuracy']:.4f} on {len(test_set)} images ({seconds:.0f} s of training, "
+        f"{seconds / len(train_set) * 1e4 / 60:.1f} min per 10k images)"
     )
     save_evaluator(out, net, info)
     return load_evaluator(out)

@@ -16,8 +16,8 @@ from fashiongan.metrics.precision_recall import kth_neighbour_distance
 
 @dataclass
 class FeatureSet:
-    """An image set seen through the evaluator. images: uint8 N×28×28; labels: int64 N (true or
-    requested class) or None; features: float32 N×F; logits: float32 N×10."""
+    """An image set seen through the evaluator. images: uint8 N×S×S (N×C×S×S); labels: int64 N
+    (true or requested class) or None; features: float32 N×F; logits: float32 N×n_classes."""
 
     images: torch.Tensor
     labels: torch.Tensor | None
@@ -52,8 +52,17 @@ def real_features(
     data: str | None = None,
     env_dir: str | None = None,
 ) -> FeatureSet:
-    """The whole `split` at 28×28 with its evaluator features (cached)."""
-    ds: ImageDataset = load_dataset(data, split, env_dir=env_dir, image_size=28)
+    """The whole `split` at the evaluator's side, read as the evaluator's data was (a user's
+    folder: channels, crop, held-out split), with its evaluator features (cached)."""
+    own = evaluator.info.get("data_options", {}) if data is not None else {}
+    ds: ImageDataset = load_dataset(
+        data,
+        split,
+        env_dir=env_dir,
+        image_size=evaluator.input["size"],
+        **own,
+        cache_dir=Path(cache_dir),
+    )
     path = _cache_path(Path(cache_dir), evaluator, split, ds.checksum)
     cached = None
     if path.is_file():

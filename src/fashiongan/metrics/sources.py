@@ -56,11 +56,15 @@ def _label_ids(labels: np.ndarray, where: str) -> np.ndarray:
 
 
 def _checked(images: np.ndarray, labels: np.ndarray | None, where: str) -> ImageSet:
+    if images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        images = images.transpose(0, 3, 1, 2)  # channels last (NPZ, PIL) → first
     if images.ndim == 4 and images.shape[1] == 1:
         images = images[:, 0]
-    if images.ndim != 3 or images.shape[1] != images.shape[2] or images.shape[1] < 8:
+    square = images.ndim in (3, 4) and images.shape[-1] == images.shape[-2] >= 8
+    if not square or (images.ndim == 4 and images.shape[1] != 3):
         raise FashionGANError(
-            f"{where}: expected square grayscale images N×S×S (S ≥ 8), found shape {images.shape}"
+            f"{where}: expected square images N×S×S or colour N×S×S×3 (S ≥ 8), found shape "
+            f"{images.shape}"
         )
     if images.dtype != np.uint8:
         raise FashionGANError(
@@ -76,9 +80,9 @@ def _checked(images: np.ndarray, labels: np.ndarray | None, where: str) -> Image
             raise FashionGANError(f"{where}: {len(images)} images but {len(labels)} labels")
         if (labels == -1).all():
             lab = None  # our own unconditional exports mark "no label" with -1
-        elif labels.min() < 0 or labels.max() >= N_CLASSES:
+        elif labels.min() < 0:  # the upper bound is the evaluator's class count (suite.py)
             raise FashionGANError(
-                f"{where}: labels must be class ids 0..{N_CLASSES - 1} (or all -1 for none), "
+                f"{where}: labels must be class ids 0, 1, ... (or all -1 for none), "
                 f"found {labels.min()}..{labels.max()}"
             )
         else:

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from fashiongan._version import __version__
-from fashiongan.data.datasets import N_CLASSES
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_save, atomic_write_bytes
 from fashiongan.metrics import cas as cas_mod
@@ -79,6 +78,10 @@ class Context:
     cas_set: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None
     device: torch.device | str = "cpu"  # where CAS classifiers train
     notes: list[str] = field(default_factory=list)  # what a metric adapted, for the report
+
+    @property
+    def n_classes(self) -> int:
+        return self.evaluator.n_classes
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ def _prdc(ctx: Context) -> dict:
     needs_labels=True,
 )
 def _label_accuracy(ctx: Context) -> dict:
-    out = label_accuracy(ctx.sample.logits, ctx.sample.labels, N_CLASSES)
+    out = label_accuracy(ctx.sample.logits, ctx.sample.labels, ctx.n_classes)
     ctx.artifacts["confusion"] = out.pop("confusion")
     return out
 
@@ -174,7 +177,9 @@ def _label_accuracy(ctx: Context) -> dict:
 def _class_fid(ctx: Context) -> dict:
     s = ctx.sample
     groups = s.labels if s.labels is not None else s.logits.argmax(1)
-    values = class_fid(s.features, groups, ctx.reference.features, ctx.reference.labels, N_CLASSES)
+    values = class_fid(
+        s.features, groups, ctx.reference.features, ctx.reference.labels, ctx.n_classes
+    )
     known = [v for v in values if v is not None]
     return {"class_fid": values, "class_fid_mean": float(np.mean(known)) if known else None}
 
@@ -185,7 +190,7 @@ def _class_fid(ctx: Context) -> dict:
     "predicted-class shares and their entropy in nats (mode coverage; ln 10 = 2.303 is even)",
 )
 def _class_histogram(ctx: Context) -> dict:
-    out = class_histogram(ctx.sample.logits, N_CLASSES)
+    out = class_histogram(ctx.sample.logits, ctx.n_classes)
     ctx.artifacts["class_histogram"] = out["class_histogram"]
     return out
 
@@ -234,7 +239,7 @@ def _baseline(ctx: Context, per_class: int, recipe: Recipe) -> tuple[torch.nn.Mo
     """The CAS recipe trained on `per_class` real train images per class, and its test accuracy;
     the shipped evaluator when that is the whole train split with the evaluator's recipe."""
     train, test = ctx.real("train"), ctx.real("test")
-    if per_class * N_CLASSES >= len(train) and recipe == Recipe.from_dict(
+    if per_class * ctx.n_classes >= len(train) and recipe == Recipe.from_dict(
         ctx.evaluator.info["recipe"]
     ):
         return ctx.evaluator.net, float(ctx.evaluator.info["test_accuracy"])
@@ -251,9 +256,11 @@ def _baseline(ctx: Context, per_class: int, recipe: Recipe) -> tuple[torch.nn.Mo
         net = build_net(recipe)
         net.load_state_dict(net_state["net"])
         return net.eval(), float(net_state["accuracy"])
-    real = balanced_draw(train, per_class * N_CLASSES, FLOOR_SEED)
+    real = balanced_draw(train, per_class * ctx.n_classes, FLOOR_SEED, ctx.n_classes)
     ctx.log(f"CAS baseline: training on {len(real)} real images (once, then cached)")
-    net = train_classifier(real.images, real.labels, recipe, device=ctx.device).cpu()
+    net = train_classifier(
+        real.images, real.labels, recipe, device=ctx.device, shape=ctx.evaluator.input
+    ).cpu()
     acc = accuracy(net, test.images, test.labels)
     buffer = io.BytesIO()
     torch.save({"net": net.state_dict(), "accuracy": acc}, buffer)
@@ -272,13 +279,13 @@ def _cas(ctx: Context) -> dict:
     test = ctx.real("test")
     images, labels = ctx.cas_set() if ctx.cas_set else (ctx.sample.images, ctx.sample.labels)
     recipe = ctx.cas_recipe or cas_mod.CAS_RECIPE
-    per_class = cas_mod.per_class_count(labels, N_CLASSES)
+    per_class = cas_mod.per_class_count(labels, ctx.n_classes)
     if per_class < 1:
         raise FashionGANError("cas needs images of every class; this set lacks some")
     baseline, baseline_acc = _baseline(ctx, per_class, recipe)
     return cas_mod.cas(
         images, labels, test.images, test.labels, baseline, baseline_acc, recipe, ctx.log,
-        ctx.device,
+        ctx.device, ctx.evaluator.input,
     )  # fmt: skip
 
 
@@ -417,6 +424,7 @@ def evaluate_set(
     cas_recipe: Recipe | None = None,
     cas_set: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None,
     device: torch.device | str = "cpu",
+    force_evaluator: bool = False,
 ) -> tuple[dict, dict]:
     """Score `sample` against the real `reference` split. Returns (results, artifacts): results
     holds the flat metric keys, `floors` (same keys, real vs real) and `provenance`."""
@@ -425,6 +433,15 @@ def evaluate_set(
             f"--reference {reference!r}; choose one of: {', '.join(REFERENCE_SPLITS)}"
         )
     notes: list[str] = []
+    if (
+        sample.labels is not None
+        and len(sample.labels)
+        and int(sample.labels.max()) >= (evaluator.n_classes)
+    ):
+        raise FashionGANError(
+            f"{sample.description}: label {int(sample.labels.max())} is outside the "
+            f"{evaluator.n_classes} classes of {evaluator.id}; pass --evaluator of this data set"
+        )
     names = applicable(names, sample.labels is not None, len(sample), notes)
     # metrics that split or subsample see one order whatever order the set came in
     order = canonical_order(sample.images, sample.labels)
@@ -447,11 +464,15 @@ def evaluate_set(
     )
     known = (evaluator.info.get("train_checksum"), evaluator.info.get("test_checksum"))
     if ctx.reference.checksum not in known:
-        log(
-            f"warning: {evaluator.id} was trained on other data than this reference split "
-            f"({ctx.reference.description}); for another data set train an evaluator on it "
-            f"(`fashiongan evaluator train --data ...`) and pass --evaluator"
+        what = (
+            f"{evaluator.id} was trained on other data than this reference split "
+            f"({ctx.reference.description}); train an evaluator on this data "
+            f"(`fashiongan evaluator train --data ... --out EV`) and pass --evaluator EV"
         )
+        if not force_evaluator:
+            raise FashionGANError(f"{what}, or score anyway with --force-evaluator")
+        log(f"warning: {what}")
+        notes.append(f"forced: {what}")
     start = time.perf_counter()
     values = compute(names, ctx)
     floor_values = floors(names, ctx, len(sample)) if with_floors else {}
