@@ -1,11 +1,15 @@
 """DiffAugment (--augment diffaug): each transform by what it must do, differentiability, and a
 training run that is seeded and resumes exactly."""
 
+import json
+
 import pytest
 import torch
 
+from fashiongan.checkpoint import load_checkpoint
 from fashiongan.errors import FashionGANError
-from fashiongan.training.augment import _color, _cutout, _translation, diff_augment
+from fashiongan.training.ada import ADA, ada_augment
+from fashiongan.training.augment import _color, cutout, diff_augment, translation
 from fashiongan.training.loop import Trainer, train
 from fashiongan.training.step import check_graphable
 from test_training import assert_same, tiny, weights
@@ -28,18 +32,18 @@ def fixed_ints(*values):
 def test_translation_moves_whole_pixels_and_fills_black():
     """At 4 px the largest shift is round(4 / 8) = 1: a draw d in 0..2 shifts by d - 1."""
     x = torch.arange(16.0).view(1, 1, 4, 4) / 16
-    assert torch.equal(_translation(x, fixed_ints(1, 1)), x)
-    down = _translation(x, fixed_ints(2, 1))
+    assert torch.equal(translation(x, fixed_ints(1, 1)), x)
+    down = translation(x, fixed_ints(2, 1))
     assert torch.equal(down[0, 0, 1:], x[0, 0, :-1]) and (down[0, 0, 0] == -1).all()
-    left = _translation(x, fixed_ints(1, 0))
+    left = translation(x, fixed_ints(1, 0))
     assert torch.equal(left[0, 0, :, :-1], x[0, 0, :, 1:]) and (left[0, 0, :, -1] == -1).all()
 
 
 def test_cutout_zeroes_one_square_of_half_the_side():
     x = torch.ones(3, 1, 8, 8)
-    out = _cutout(x, fixed_ints(4, 4))  # centred: the whole 4×4 square is inside
+    out = cutout(x, fixed_ints(4, 4))  # centred: the whole 4×4 square is inside
     assert (out == 0).sum().item() == 3 * 16 and set(out.unique().tolist()) == {0.0, 1.0}
-    corner = _cutout(x, fixed_ints(0, 0))  # clipped by the border
+    corner = cutout(x, fixed_ints(0, 0))  # clipped by the border
     assert 0 < (corner == 0).sum().item() < 3 * 16
 
 
@@ -82,3 +86,51 @@ def test_training_with_diffaug_is_seeded_resumes_exactly_and_changes_training(id
 def test_cuda_graph_refuses_augmentation(idx_dir):
     with pytest.raises(FashionGANError, match="--augment diffaug"):
         check_graphable(tiny(idx_dir, steps=1, augment="diffaug"), torch.device("cuda"))
+
+
+def test_ada_p_follows_the_overfitting_signal_every_four_steps():
+    def run(signs, fixed=None):
+        ada = ADA("cpu", batch=100, target=0.6, kimg=1.0, fixed=fixed)  # a move of 0.4
+        ps = []
+        for s in signs:
+            ada.observe(torch.full((100,), float(s)), torch.mean)
+            ps.append(round(ada.p.item(), 6))
+        return ps
+
+    assert run([1] * 8) == [0, 0, 0, 0.4, 0.4, 0.4, 0.4, 0.8]  # D overfits: p rises
+    assert run([1] * 4 + [-1] * 8)[-1] == 0.0  # D does not: p falls, clamped at 0
+    assert run([1] * 40)[-1] == 1.0  # and at 1
+    # the signal is the mean sign over the interval: 3 of 4 batches positive → r = 0.5 < 0.6
+    assert run([1, 1, 1, -1]) == [0, 0, 0, 0]
+    assert run([1] * 8, fixed=0.3) == [0.3] * 8  # --augment-p fixes it
+
+
+def test_ada_augment_is_identity_at_p_0_changes_every_image_at_p_1_and_is_differentiable():
+    x = torch.rand(6, 3, 16, 16, requires_grad=True) * 2 - 1
+    assert torch.equal(ada_augment(x, torch.tensor(0.0), *draws(0)), x)
+    out = ada_augment(x, torch.tensor(1.0), *draws(0))
+    assert all(not torch.equal(out[i], x[i]) for i in range(6))
+    assert torch.equal(out, ada_augment(x, torch.tensor(1.0), *draws(0)))
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    half = ada_augment(x, torch.tensor(0.5), *draws(3))
+    changed = [not torch.equal(half[i], x[i]) for i in range(6)]
+    assert any(changed)
+
+
+def test_training_with_ada_resumes_exactly_mid_interval_with_p_logged_and_saved(idx_dir, tmp_path):
+    cfg = tiny(idx_dir, steps=10, augment="ada", ada_kimg=0.2)  # p moves 0.32 per adjustment
+    cfg.log.ckpt_every = 5
+    a = train(cfg, tmp_path / "a")
+    cfg.train.steps = 5  # 5 = one adjustment and one step into the next interval
+    train(cfg, tmp_path / "r")
+    cfg.train.steps = 10
+    resumed = train(cfg, tmp_path / "r", resume=True)
+    assert_same(weights(a.final_checkpoint), weights(resumed.final_checkpoint))
+    state = load_checkpoint(a.final_checkpoint)
+    assert state["ada"] == load_checkpoint(resumed.final_checkpoint)["ada"]
+    rows = [json.loads(r) for r in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    ps = [r["augment_p"] for r in rows if "augment_p" in r]
+    assert len(ps) == 5 and ps[-1] == pytest.approx(state["ada"]["p"])
+    with pytest.raises(FashionGANError, match="--augment ada"):
+        check_graphable(tiny(idx_dir, steps=1, augment="ada"), torch.device("cuda"))

@@ -7,6 +7,11 @@ images = gen.sample(20, labels=["sneaker"] * 20, seed=0)  # uint8 N×28×28
 fashiongan.grid(images)                                   # a PIL image (inline in Jupyter)
 fashiongan.curves(run.run_dir)                            # a matplotlib Figure (inline)
 result = fashiongan.evaluate(run.run_dir)                 # result.metrics, .floors, .table()
+
+Your own images (a folder of class folders, colour, any size):
+run = fashiongan.train("runs/mine", data="photos/", model="dcgan64", augment="ada")
+fashiongan.train_evaluator("ev/", data="photos/")          # held-out accuracy in ev/
+fashiongan.evaluate(run.run_dir, evaluator="ev/", data="photos/")
 """
 
 from fashiongan._version import __version__
@@ -19,6 +24,7 @@ __all__ = [
     "grid",
     "load_generator",
     "train",
+    "train_evaluator",
 ]
 
 
@@ -38,6 +44,10 @@ def __getattr__(name: str):
         from fashiongan.metrics.evaluate import evaluate
 
         return evaluate
+    if name == "train_evaluator":
+        from fashiongan.metrics.evaluator import evaluator_for_data
+
+        return evaluator_for_data
     if name in ("train", "curves"):
         from fashiongan import api
 

@@ -62,8 +62,11 @@ def display_scale(side: int) -> int:
 
 
 def upscaled(image: np.ndarray, scale: int) -> Image.Image:
-    """uint8 H×W (or H×W×3) → a PIL image enlarged `scale` times with nearest-neighbour pixels."""
-    img = Image.fromarray(image)
+    """uint8 H×W, H×W×3 or 3×H×W → a PIL image enlarged `scale` times with nearest-neighbour
+    pixels."""
+    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
+        image = image.transpose(1, 2, 0)  # one colour image as the models give it
+    img = Image.fromarray(np.ascontiguousarray(image))
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     return img

@@ -209,12 +209,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_evaluator(args) -> int:
-    import dataclasses as dc
-
-    from fashiongan.config import check_numbers, from_dict
-    from fashiongan.data.datasets import load_dataset
-    from fashiongan.data.folder import is_own_layout
-    from fashiongan.metrics.evaluator import Recipe, load_evaluator, train_evaluator
+    from fashiongan.metrics.evaluator import evaluator_for_data, load_evaluator
 
     if args.action == "info":
         ev = load_evaluator(args.dir)
@@ -223,33 +218,21 @@ def cmd_evaluator(args) -> int:
             f"{ev.id}  test accuracy {info['test_accuracy']:.4f}  train accuracy "
             f"{info['train_accuracy']:.4f}\nsha256 {info['sha256']}\n"
             f"data: train {info['train_checksum'][:16]}…, test {info['test_checksum'][:16]}…\n"
-            f"recipe: {json.dumps(info['recipe'])}\n"
+            + (
+                f"made for {info['data']}: {ev.input['channels']} channel(s), "
+                f"{ev.input['size']} px, {ev.input['n_classes']} classes\n"
+                if "data" in info
+                else ""
+            )
+            + f"recipe: {json.dumps(info['recipe'])}\n"
             f"trained in {info['train_seconds']} s with torch {info['torch']} ({info['created']})"
         )
         return 0
-    recipe = Recipe()
-    for name in ("epochs", "seed"):
-        value = getattr(args, name)
-        if value is not None:
-            if name == "epochs" and value < 1:
-                raise FashionGANError(f"--epochs {value}: must be at least 1")
-            recipe = dc.replace(recipe, **{name: value})
-    env = os.environ.get("FASHIONGAN_DATA")
-    own = args.data is not None and is_own_layout(Path(args.data))
-    size = args.image_size or (32 if own else None)
-    if size is not None and not 8 <= size <= 256:
-        raise FashionGANError(f"--image-size {size}: expected 8..256")
-    options = {n: getattr(args, n) for n in OWN_FLAGS} if own else {}
-    check_numbers(from_dict({"data": options}, "flags"))
-    from fashiongan.data.datasets import default_cache_dir
-
-    cache = cache_dir_from_env() or default_cache_dir()
-    train_set = load_dataset(args.data, "train", image_size=size, env_dir=env, **options,
-                             cache_dir=cache)  # fmt: skip
-    test_set = load_dataset(args.data, "test", image_size=size, env_dir=env, **options,
-                            cache_dir=cache)  # fmt: skip
-    if own and train_set.labelled is False:
-        raise FashionGANError(f"--data {args.data}: an evaluator needs labelled images")
-    ev = train_evaluator(train_set, test_set, Path(args.out), recipe, data_options=options)
+    if args.epochs is not None and args.epochs < 1:
+        raise FashionGANError(f"--epochs {args.epochs}: must be at least 1")
+    own = {n: getattr(args, n) for n in OWN_FLAGS}
+    ev = evaluator_for_data(
+        args.out, args.data, args.image_size, args.epochs, args.seed, cache_dir_from_env(), **own
+    )
     print(f"wrote {Path(args.out) / 'evaluator.pt'} ({ev.id}); use it with --evaluator {args.out}")
     return 0

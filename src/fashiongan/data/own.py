@@ -51,7 +51,8 @@ def read_folder(path: Path, how: Decoding, cache_dir: Path | None) -> RawSet:
         try:
             blob = torch.load(cached, weights_only=True)
             labels = blob["labels"].numpy() if blob["labels"] is not None else None
-            return RawSet(blob["images"].numpy(), labels, tuple(blob["class_names"]), str(path))
+            raw = RawSet(blob["images"].numpy(), labels, tuple(blob["class_names"]), str(path))
+            return canonical(raw)
         except Exception:  # a damaged cache entry is rebuilt, never trusted
             pass
     labels_all, class_names = class_ids(names, classes, str(path))
@@ -66,7 +67,7 @@ def read_folder(path: Path, how: Decoding, cache_dir: Path | None) -> RawSet:
             "class_names": list(class_names),
         }
         atomic_save(cached, lambda f: torch.save(blob, f))
-    return RawSet(images, labels, class_names, str(path))
+    return canonical(RawSet(images, labels, class_names, str(path)))
 
 
 def _check_classes(labels: np.ndarray, class_names: tuple[str, ...], origin) -> None:
@@ -91,13 +92,13 @@ def read_array_file(path: Path, split: str | None, how: Decoding) -> RawSet:
         )
     images = from_arrays(images, how)
     if labels is None:
-        return RawSet(images, None, ("all",), str(path))
+        return canonical(RawSet(images, None, ("all",), str(path)))
     if labels.min() < 0 or (names and labels.max() >= len(names)):
         bad = int(labels[(labels < 0) | (labels >= max(len(names), 1))][0])
         raise FashionGANError(f"{path}: label {bad} is outside 0..{len(names) - 1}")
     class_names = names or tuple(str(i) for i in range(int(labels.max()) + 1))
     _check_classes(labels, class_names, path)
-    return RawSet(images, labels, class_names, str(path))
+    return canonical(RawSet(images, labels, class_names, str(path)))
 
 
 def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -111,6 +112,20 @@ def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
         k = min(max(k, 1 if fraction > 0 and len(members) > 1 else 0), len(members) - 1)
         held[g.permutation(members)[:k]] = True
     return held
+
+
+def canonical(raw: RawSet) -> RawSet:
+    """The set sorted by (label, pixels): the same images in any layout or file order give the
+    same array, so the same fingerprint and the same held-out split."""
+    rows = np.ascontiguousarray(raw.images.reshape(len(raw.images), -1))
+    as_bytes = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
+    rank = np.argsort(as_bytes, kind="stable")
+    order_of = np.empty_like(rank)
+    order_of[rank] = np.arange(len(rank))
+    keys = (order_of,) if raw.labels is None else (order_of, raw.labels)
+    order = np.lexsort(keys)
+    labels = None if raw.labels is None else raw.labels[order]
+    return RawSet(raw.images[order], labels, raw.class_names, raw.source, raw.skipped)
 
 
 def checksum(raw: RawSet) -> str:

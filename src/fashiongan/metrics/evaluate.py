@@ -145,7 +145,7 @@ def evaluate(
     reference: str = "test",
     seed: int = 0,
     out: str | Path | None = None,
-    evaluator: Evaluator | None = None,
+    evaluator: Evaluator | str | Path | None = None,
     cache_dir: str | Path | None = None,
     data: str | None = None,
     env_dir: str | None = None,
@@ -168,7 +168,9 @@ def evaluate(
             else default_out_dir(source if not isinstance(source, ImageSet) else ".")
         )
         writable_dir(out, "--out")
-    evaluator = (evaluator or load_evaluator()).to(device)
+    if not isinstance(evaluator, Evaluator):  # None (the shipped one) or a directory
+        evaluator = load_evaluator(evaluator)
+    evaluator = evaluator.to(device)
     image_set, cas_set = _judged_set(
         source, num_samples, seed, ema, device, cas_per_class, log, evaluator.input["size"]
     )

@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -304,6 +305,7 @@ def train_evaluator(
     recipe: Recipe = Recipe(),
     log: Callable[[str], None] = print,
     data_options: dict | None = None,
+    data_path: str | None = None,
 ) -> Evaluator:
     """Train on `train_set`, measure on `test_set` (both ImageDataset, already at the
     evaluator's side), save to `out` with the data's fingerprint and how it was read
@@ -337,7 +339,8 @@ def train_evaluator(
     }
     if shape != FASHION_INPUT or data_options:
         info.update(input=shape, class_names=list(train_set.class_names))
-        info.update(data=train_set.source, data_options=data_options or {})
+        info.update(data=data_path or train_set.source, data_options=data_options or {})
+        info.update(train_part=train_set.source, test_part=test_set.source)
     # accuracy of the weights as shipped (float16 round trip), written before the hash is taken
     save_evaluator(out, net, info)
     shipped = load_evaluator(out, verify=False).net
@@ -351,3 +354,41 @@ def train_evaluator(
     )
     save_evaluator(out, net, info)
     return load_evaluator(out)
+
+
+def evaluator_for_data(
+    out: str | Path,
+    data: str | None = None,
+    image_size: int | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+    **own,
+) -> Evaluator:
+    """`fashiongan evaluator train`: an evaluator for the data set at `data` (default: the
+    Fashion-MNIST search path) at `image_size` (default 28 for MNIST-format data, 32 for a
+    user's images), trained on its train split (or part) and measured on its test split (or
+    held-out part). own: how a user's images are read (config.DataConfig's names)."""
+    from fashiongan.config import check_numbers, from_dict
+    from fashiongan.data.datasets import default_cache_dir, load_dataset
+    from fashiongan.data.folder import is_own_layout
+
+    recipe = Recipe()
+    recipe = recipe if epochs is None else dataclasses.replace(recipe, epochs=epochs)
+    recipe = recipe if seed is None else dataclasses.replace(recipe, seed=seed)
+    mine = data is not None and is_own_layout(Path(data))
+    size = image_size or (32 if mine else None)
+    if size is not None and not 8 <= size <= 256:
+        raise FashionGANError(f"--image-size {size}: expected 8..256")
+    options = own if mine else {}
+    check_numbers(from_dict({"data": options}, "flags"))
+    env = os.environ.get("FASHIONGAN_DATA")
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    parts = [
+        load_dataset(data, split, image_size=size, env_dir=env, **options, cache_dir=cache)
+        for split in ("train", "test")
+    ]
+    if not parts[0].labelled:
+        raise FashionGANError(f"--data {data}: an evaluator needs labelled images")
+    return train_evaluator(*parts, Path(out), recipe, log, options, data)

@@ -391,6 +391,11 @@ def _provenance(ctx: Context, names, reference: str, memorization_samples: int, 
         "n_real": len(ctx.reference),
         "split": reference,
         "reference_checksum": ctx.reference.checksum,
+        **(  # a user's data set: which data and which part of it the evaluator and reals are
+            {"reference": ctx.reference.description, "evaluator_data": evaluator.info["data"]}
+            if "data" in evaluator.info
+            else {}
+        ),
         "floor": f"{len(sample)} class-balanced real images of the "
         f"{'train' if reference == 'test' else 'test'} split (seed {FLOOR_SEED}) vs the "
         f"reference; label accuracy and memorization on real test images; cas: the same "
@@ -441,6 +446,11 @@ def evaluate_set(
         raise FashionGANError(
             f"{sample.description}: label {int(sample.labels.max())} is outside the "
             f"{evaluator.n_classes} classes of {evaluator.id}; pass --evaluator of this data set"
+        )
+    if data is None and "data" in evaluator.info:
+        raise FashionGANError(
+            f"{evaluator.id} was trained on {evaluator.info['data']}; pass that data set with "
+            "--data so the real images come from it"
         )
     names = applicable(names, sample.labels is not None, len(sample), notes)
     # metrics that split or subsample see one order whatever order the set came in
