@@ -302,8 +302,16 @@ class TrainConfig:
 @dataclass
 class LogConfig:
     log_every: int = _f(50, "write metrics.jsonl and refresh the progress bar every N steps", min=1)
-    sample_every: int = _f(0, "fixed-noise grid every N steps (0 = once per epoch)", min=0)
-    ckpt_every: int = _f(0, "checkpoint every N steps (0 = once per epoch)", min=0)
+    sample_every: int = _f(
+        0,
+        "fixed-noise grid every N steps (0 = once per epoch, or per 10k images for smaller sets)",
+        min=0,
+    )
+    ckpt_every: int = _f(
+        0,
+        "checkpoint every N steps (0 = once per epoch, or per 10k images for smaller sets)",
+        min=0,
+    )
     keep: int = _f(3, "numbered checkpoints to keep besides latest/final (0 = keep all)", min=0)
     grid_seeds: int = _f(10, "columns of the class × seed sample grid", min=1)
     progress: bool = _f(True, "show a progress bar when stderr is a terminal")

@@ -121,19 +121,22 @@ class LoadedGenerator:
         return ids_t.repeat(math.ceil((n or len(ids)) / len(ids)))[: n or len(ids)]
 
     @torch.no_grad()
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """(H, W) for grayscale, (C, H, W) for colour: one image of `images`."""
+        channels = getattr(self.G, "channels", 1)
+        return ((channels,) if channels != 1 else ()) + (self.resolution, self.resolution)
+
     def images(
         self, z: torch.Tensor, y: torch.Tensor | None, batch_size: int = 1000
     ) -> torch.Tensor:
-        """uint8 N×H×W tensor for latents z (N×z_dim) and labels y (int64 N or float N×C)."""
+        """uint8 N×H×W (colour: N×3×H×W) tensor for latents z (N×z_dim) and labels y (int64 N
+        or float N×C)."""
         out = []
         for i in range(0, len(z), batch_size):
             yb = None if y is None else y[i : i + batch_size].to(self.device)
             out.append(to_uint8(self.G(z[i : i + batch_size].to(self.device), yb)).cpu())
-        return (
-            torch.cat(out)
-            if out
-            else torch.zeros(0, self.resolution, self.resolution, dtype=torch.uint8)
-        )
+        return torch.cat(out) if out else torch.zeros(0, *self.image_shape, dtype=torch.uint8)
 
     def sample(
         self, n: int, labels=None, seed: int | None = None, batch_size: int = 1000

@@ -1,6 +1,6 @@
 """The `fashiongan` command: train, generate, interpolate, export, serve, download, evaluate,
-evaluator, compare, sweep, presets. One module per family of subcommands; this one builds the
-parser and dispatches.
+evaluator, compare, sweep, augment-gain, presets. One module per family of subcommands; this one
+builds the parser and dispatches.
 
 Only this package reads argv and the environment ($FASHIONGAN_DATA, $FASHIONGAN_CACHE). Every
 FashionGANError becomes one line on stderr and exit status 2. `fashiongan --help` loads no torch:
@@ -31,6 +31,8 @@ from fashiongan.cli.sample import (
     serve_parser,
 )
 from fashiongan.cli.train import (
+    augment_gain_parser,
+    cmd_augment_gain,
     cmd_compare,
     cmd_presets,
     cmd_sweep,
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluator_parser(sub)
     compare_parser(sub)
     sweep_parser(sub)
+    augment_gain_parser(sub)
     sub.add_parser("presets", help="list the named training recipes")
     return parser
 
@@ -75,6 +78,7 @@ COMMANDS = {
     "evaluator": cmd_evaluator,
     "compare": cmd_compare,
     "sweep": cmd_sweep,
+    "augment-gain": cmd_augment_gain,
     "presets": cmd_presets,
 }
 

@@ -1,5 +1,6 @@
 """`fashiongan train`, `compare`, `sweep` and `presets`: the commands that train."""
 
+import argparse
 import datetime
 import itertools
 import json
@@ -53,6 +54,57 @@ def train_parser(sub) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     add_config_flags(p)
+
+
+def augment_gain_parser(sub) -> None:
+    p = sub.add_parser(
+        "augment-gain",
+        help="does GAN-synthetic data help a classifier with K real images per class?",
+        description="For each K and seed: train a conditional GAN on K real images per class, "
+        "then one fixed classifier on the K real images and one on them plus the GAN's images; "
+        "report both test accuracies (mean ± std over seeds) in OUT/augment-gain.md and .json. "
+        "The GAN: --preset (default small-data) and the training flags; --kimg is its budget "
+        "(default 100). Rerunning with the same --out skips the cells already done.",
+    )
+    p.add_argument(
+        "--preset", help=f"GAN recipe (default: small-data): {', '.join(preset_names())}"
+    )
+    p.add_argument("--out", required=True, help="directory for the GAN runs and the table")
+    p.add_argument(
+        "--per-class", type=_ints, default=(10, 50, 100, 600), metavar="K,K,...",
+        help="real images per class (default: 10,50,100,600)",
+    )  # fmt: skip
+    p.add_argument("--seeds", type=_ints, default=(0, 1, 2), metavar="S,S,...",
+                   help="seeds of the subset, GAN and samples (default: 0,1,2)")  # fmt: skip
+    p.add_argument("--synthetic-per-class", type=int, default=500,
+                   help="generated images per class added (default: 500)")  # fmt: skip
+    p.add_argument("--classifier-steps", type=int, default=1000,
+                   help="optimiser steps of each classifier (default: 1000)")  # fmt: skip
+    add_config_flags(p)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integers like 10,50,100") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected non-negative integers")
+    return values
+
+
+def cmd_augment_gain(args) -> int:
+    from fashiongan.augment_gain import GainPlan, augment_gain
+
+    if min(args.per_class) < 1 or args.synthetic_per_class < 1 or args.classifier_steps < 1:
+        raise FashionGANError(
+            "--per-class, --synthetic-per-class and --classifier-steps must be at least 1"
+        )
+    cfg = config_from_args(args, _base_config(args.preset or "small-data", None))
+    validate(cfg)
+    plan = GainPlan(args.per_class, args.seeds, args.synthetic_per_class, args.classifier_steps)
+    augment_gain(args.out, cfg, cfg.train.kimg or 100.0, plan, cache_dir_from_env())
+    return 0
 
 
 def compare_parser(sub) -> None:

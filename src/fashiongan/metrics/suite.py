@@ -391,7 +391,8 @@ def _provenance(ctx: Context, names, reference: str, memorization_samples: int, 
         "n_real": len(ctx.reference),
         "split": reference,
         "reference_checksum": ctx.reference.checksum,
-        **(  # a user's data set: which data and which part of it the evaluator and reals are
+        # a user's data set: which data and which part of it the evaluator and reals are
+        **(
             {"reference": ctx.reference.description, "evaluator_data": evaluator.info["data"]}
             if "data" in evaluator.info
             else {}

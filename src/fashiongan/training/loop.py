@@ -79,6 +79,9 @@ def planned_steps(cfg: RunConfig, n_data: int) -> int | None:
     return None if nimg is None else math.ceil(nimg / (cfg.train.d_steps * cfg.train.batch_size))
 
 
+PERIOD_IMAGES = 10_000  # the least images between two per-epoch grids and checkpoints
+
+
 class Trainer:
     """Holds the models, optimisers and state of one run; `run()` trains until a budget ends."""
 
@@ -308,6 +311,13 @@ class Trainer:
     def epochs_done(self) -> int:
         return self.batcher.epoch + (self.batcher.index >= self.batcher.batches_per_epoch)
 
+    def periods_done(self) -> int:
+        """Completed periods of the per-epoch work (console line, grid, checkpoint): an epoch,
+        or for a set smaller than PERIOD_IMAGES as many epochs as hold that many images, so a
+        100-image set does not write a grid and a checkpoint every other step."""
+        epoch_images = self.batcher.batches_per_epoch * self.cfg.train.batch_size
+        return self.epochs_done() // max(1, PERIOD_IMAGES // epoch_images)
+
     # --- the run -----------------------------------------------------------------------
     def run(self) -> RunResult:
         cfg, log, main = self.cfg, self.cfg.log, self.ranks.main
@@ -358,7 +368,7 @@ class Trainer:
         budget or a stop request ends the run. Returns why, and the log tick in progress."""
         log = self.cfg.log
         n_acc, tick_time, tick_nimg = 0, time.perf_counter(), self.nimg
-        epoch_start, last_epoch = start, self.epochs_done()
+        epoch_start, last_period = start, self.periods_done()
         writing = 0.0  # seconds of this epoch spent on evals, grids, plots and checkpoints
         stopped_by = ""
         while not stopped_by:
@@ -375,13 +385,13 @@ class Trainer:
                 for line in self.collapse.update(row):
                     mon.print(line)
                 if state.rolled_back_after_nan(self, mon, row):
-                    last_epoch, tick_nimg = self.epochs_done(), self.nimg
+                    last_period, tick_nimg = self.periods_done(), self.nimg
                     continue
-            epoch_ended = self.epochs_done() > last_epoch
+            epoch_ended = self.periods_done() > last_period  # an epoch, or 10k images
             self.elapsed = time.monotonic() - start
             stopped_by = self._budget_spent(tick)
             if epoch_ended:
-                last_epoch = self.epochs_done()
+                last_period = self.periods_done()
                 now = time.monotonic()
                 mon.print(report.epoch_line(self, mon.records, now - epoch_start, writing))
                 epoch_start, writing = now, 0.0
@@ -389,7 +399,7 @@ class Trainer:
                 break
             side_start = time.monotonic()
             if not self._side_work(mon, epoch_ended):
-                last_epoch, tick_nimg = self.epochs_done(), self.nimg
+                last_period, tick_nimg = self.periods_done(), self.nimg
                 continue
             writing += time.monotonic() - side_start
         return stopped_by, n_acc, (tick_time, tick_nimg)
