@@ -106,7 +106,7 @@ def test_ada_p_follows_the_overfitting_signal_every_four_steps():
 
 
 def test_ada_augment_is_identity_at_p_0_changes_every_image_at_p_1_and_is_differentiable():
-    x = torch.rand(6, 3, 16, 16, requires_grad=True) * 2 - 1
+    x = (torch.rand(6, 3, 16, 16) * 2 - 1).requires_grad_()
     assert torch.equal(ada_augment(x, torch.tensor(0.0), *draws(0)), x)
     out = ada_augment(x, torch.tensor(1.0), *draws(0))
     assert all(not torch.equal(out[i], x[i]) for i in range(6))

@@ -123,9 +123,9 @@ def test_unlabelled_sources(tmp_path):
         ),
         (
             lambda p: np.savez(
-                p / "x.npz", images=np.zeros((4, 28, 28), np.uint8), labels=[1, 2, 3, 12]
+                p / "x.npz", images=np.zeros((4, 28, 28), np.uint8), labels=[1, 2, 3, -5]
             ),
-            "class ids",
+            "class ids",  # (ids above the evaluator's classes are refused by evaluate)
         ),
         (lambda p: np.savez(p / "x.npz", pixels=np.zeros((4, 28, 28), np.uint8)), "no 'images'"),
         (lambda p: (p / "x.npz").write_bytes(b"not a zip"), "not a readable .npz"),
@@ -294,22 +294,30 @@ def test_evaluator_cli_trains_and_describes(tiny_evaluator, tmp_path, capsys):
     assert "--epochs 0" in capsys.readouterr().err
 
 
-def test_evaluator_trained_on_other_data_is_flagged(tiny_evaluator, tmp_path):
+def test_evaluator_trained_on_other_data_is_refused_unless_forced(tiny_evaluator, tmp_path):
     _, data = tiny_evaluator
     images, labels = synthetic_images(10)
     from fashiongan.metrics.sources import ImageSet
 
-    lines = []
-    evaluate(
-        ImageSet(torch.from_numpy(images), torch.from_numpy(labels), "synthetic"),
-        metrics=["fid"],
-        evaluator=load_evaluator(),  # the shipped Fashion-MNIST one
-        cache_dir=tmp_path,
-        data=str(data),
-        write=False,
-        log=lines.append,
-    )
+    def score(force: bool):
+        lines = []
+        result = evaluate(
+            ImageSet(torch.from_numpy(images), torch.from_numpy(labels), "synthetic"),
+            metrics=["fid"],
+            evaluator=load_evaluator(),  # the shipped Fashion-MNIST one
+            cache_dir=tmp_path,
+            data=str(data),
+            write=False,
+            log=lines.append,
+            force_evaluator=force,
+        )
+        return result, lines
+
+    with pytest.raises(FashionGANError, match="trained on other data.*--force-evaluator"):
+        score(False)
+    result, lines = score(True)
     assert any("trained on other data" in line for line in lines)
+    assert any(n.startswith("forced:") for n in result.results["provenance"]["notes"])
 
 
 def test_compare_presets_and_bad_input(tiny_evaluator, tmp_path, capsys):

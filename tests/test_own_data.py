@@ -260,6 +260,23 @@ def test_colour_folder_at_64_trains_samples_and_is_evaluated_in_its_own_space(
     assert main(["generate", str(run), "--per-class", "2", "--out", str(tmp_path / "g.npz")]) == 0
     with np.load(tmp_path / "g.npz") as z:
         assert z["images"].shape == (20, 64, 64, 3) and sorted(set(z["labels"])) == list(range(10))
+    # the channels travel with an exported generator; IDX and CSV (grayscale only) refuse
+    portable = tmp_path / "g.safetensors"
+    assert main(["export", str(run), "--out", str(portable)]) == 0
+    assert fashiongan.load_generator(portable).sample(2, seed=0).shape == (2, 3, 64, 64)
+    assert "holds grayscale images and these are colour" in cli_error(
+        capsys,
+        [
+            "generate",
+            str(run),
+            "--per-class",
+            "1",
+            "--format",
+            "idx",
+            "--out",
+            str(tmp_path / "idx"),
+        ],  # fmt: skip
+    )
     assert main(["evaluator", "train", "--data", str(tinted_folder), "--out", str(ev),
                  "--epochs", "6"]) == 0  # fmt: skip
     info = json.loads((ev / "evaluator.json").read_text())
@@ -296,3 +313,31 @@ def test_colour_folder_at_64_trains_samples_and_is_evaluated_in_its_own_space(
         metrics=["fid", "label_accuracy"], write=False, log=lambda s: None,
     )  # fmt: skip
     assert api.results["fid"] == pytest.approx(result["fid"])
+
+
+def test_augment_gain_runs_each_cell_once_and_tabulates_both_arms(idx_dir, tmp_path, capsys):
+    out = tmp_path / "gain"
+    argv = ["augment-gain", "--data", str(idx_dir), "--out", str(out), "--per-class", "2,5",
+            "--seeds", "0,1", "--kimg", "0.05", "--synthetic-per-class", "4",
+            "--classifier-steps", "3", "--width", "0.25", "--z-dim", "8"]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads((out / "augment-gain.json").read_text())
+    cells = result["cells"]
+    assert [(c["per_class"], c["seed"]) for c in cells] == [(2, 0), (2, 1), (5, 0), (5, 1)]
+    for c in cells:
+        assert 0 <= c["real_only"] <= 1 and 0 <= c["real_plus_synthetic"] <= 1
+        state = torch.load(out / f"gan-k{c['per_class']}-s{c['seed']}" / "checkpoints" /
+                           "final.pt", weights_only=False)  # fmt: skip
+        # the GAN saw exactly the classifier's K real images per class, with the cell's seed
+        assert state["config"]["data"]["subset"] == 10 * c["per_class"]
+        assert state["config"]["train"]["seed"] == c["seed"]
+        assert state["config"]["train"]["augment"] == "ada"  # the small-data preset
+    table = (out / "augment-gain.md").read_text().splitlines()
+    assert len(table) == 4 and table[2].startswith("| 2 |") and "±" in table[2]
+    capsys.readouterr()
+    assert main(argv) == 0  # every cell is in the JSON: nothing is retrained
+    assert "stopped by" not in capsys.readouterr().out
+    assert json.loads((out / "augment-gain.json").read_text())["cells"] == cells
+    bad = argv[:]
+    bad[bad.index("--per-class") + 1] = "0"
+    assert "must be at least 1" in cli_error(capsys, bad)

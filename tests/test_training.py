@@ -449,9 +449,10 @@ def test_reproduction_presets_keep_their_classic_sizes():
     ]
     for name in preset_names():  # a narrower D is ours (default, small): the classics size D as G
         m = from_dict(load_preset(name)).model
-        assert m.d_width == {"default": 0.5, "small": 0.375}.get(name, 0.0), name
-        # and only the default has D's extra 3×3 layers
-        assert (m.g_depth, m.d_depth) == (0, 1 if name == "default" else 0), name
+        ours = {"default": 0.5, "small": 0.375, "small-data": 0.5}
+        assert m.d_width == ours.get(name, 0.0), name
+        # and only the default (and small-data, the default with ADA) has D's extra 3×3 layers
+        assert (m.g_depth, m.d_depth) == (0, 1 if name in ("default", "small-data") else 0), name
     assert from_dict(load_preset("default")) == RunConfig()
     assert RunConfig().loss.loss == "ragan" and from_dict(load_preset("small")).loss.loss == "ns"
 

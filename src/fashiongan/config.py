@@ -2,13 +2,11 @@
 the CLI turns each field into a kebab-case flag whose help is the field's `help`."""
 
 import dataclasses
-import json
-import math
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from fashiongan.errors import FashionGANError
+from fashiongan.presets import load_preset, preset_description, preset_names  # noqa: F401
 
 SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes what fits a signed 64-bit integer
 INT_RANGE = (-(2**63), 2**63 - 1)  # every integer setting ends up in a torch or numpy int64
@@ -439,48 +437,9 @@ def flag(path: str) -> str:
     return "--" + path.rsplit(".", 1)[-1].replace("_", "-")
 
 
-def _expected(meta: dict, is_int: bool) -> tuple[float | None, float | None, str]:
-    """A field's bounds (for an integer, int64's when it states none) and how to say them."""
-    lo, hi = meta.get("min"), meta.get("max")
-    if is_int:
-        lo = INT_RANGE[0] if lo is None else lo
-        hi = INT_RANGE[1] if hi is None else hi
-    if "expect" in meta:
-        return lo, hi, meta["expect"]
-    if hi is not None and lo is not None:
-        return lo, hi, f"{lo}..{hi}"
-    return lo, hi, "a non-negative number" if lo == 0 else f"at least {lo}"
-
-
-def check_numbers(cfg: RunConfig) -> None:
-    """One rule for every numeric setting, from the fields' types and metadata: a float is
-    finite (NaN and ±inf are refused: `--max-time nan` would train forever, `--lr-g inf` break
-    the first step), an integer fits int64, and both respect the field's `min`/`max` and its
-    exclusive `gt`/`lt`."""
-    for path, f in flat_fields():
-        value = get_path(cfg, path)
-        values = value if isinstance(value, tuple) else (value,)
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                continue
-            shown = " ".join(str(x) for x in values)
-            if isinstance(v, float) and not math.isfinite(v):
-                raise FashionGANError(f"{flag(path)} {shown}: expected a finite number")
-            meta = f.metadata
-            lo, hi, expect = _expected(meta, isinstance(v, int))
-            gt, lt = meta.get("gt"), meta.get("lt")
-            if (
-                (lo is not None and v < lo)
-                or (hi is not None and v > hi)
-                or (gt is not None and v <= gt)
-                or (lt is not None and v >= lt)
-            ):
-                raise FashionGANError(f"{flag(path)} {shown}: expected {expect}")
-
-
 def or_list(items, word: str = "or") -> str:
     """['a', 'b', 'c'] → 'a, b or c' (or 'a, b and c' with word='and')."""
-    items = list(items)
+    items = [str(i) for i in items]
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
@@ -511,28 +470,6 @@ def diff(a: RunConfig, b: RunConfig) -> list[tuple[str, Any, Any]]:
         for p, _ in flat_fields()
         if get_path(a, p) != get_path(b, p)
     ]
-
-
-def preset_names() -> list[str]:
-    files = resources.files("fashiongan").joinpath("configs").iterdir()
-    return sorted(f.name.removesuffix(".json") for f in files if f.name.endswith(".json"))
-
-
-def load_preset(name: str) -> dict:
-    """The nested dict of a named preset (src/fashiongan/configs/NAME.json)."""
-    if name not in preset_names():
-        raise FashionGANError(
-            f"unknown preset {name!r}; choose one of: {', '.join(preset_names())}"
-        )
-    text = resources.files("fashiongan").joinpath("configs", f"{name}.json").read_text()
-    d = json.loads(text)
-    d.pop("description", None)
-    return d
-
-
-def preset_description(name: str) -> str:
-    text = resources.files("fashiongan").joinpath("configs", f"{name}.json").read_text()
-    return json.loads(text).get("description", "")
 
 
 def parse_duration(text: str | float) -> float:

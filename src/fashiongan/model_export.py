@@ -35,6 +35,7 @@ def export_generator(state: dict, out: str | os.PathLike, ema: bool = True) -> b
         "class_names": json.dumps(list(state["class_names"])),
         "step": str(int(state["step"])),
         "ema": "true" if use_ema else "false",
+        **({"channels": str(state["channels"])} if "channels" in state else {}),  # absent: gray
     }
     atomic_write_bytes(out, save(tensors, metadata))
     return use_ema
@@ -68,6 +69,7 @@ def read_generator(path: str | os.PathLike) -> dict:
             "step": int(metadata["step"]),
             "G": tensors,
             "G_ema": None,
+            **({"channels": int(metadata["channels"])} if "channels" in metadata else {}),
         }
     except (KeyError, ValueError) as e:
         raise FashionGANError(f"{path}: fashiongan metadata is incomplete ({e})") from None

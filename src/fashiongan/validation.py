@@ -1,5 +1,5 @@
 """Validation of a run's settings, before any work is done: each field by its metadata (numbers
-in config.check_numbers; `choices` and registered names here), then the rules between fields,
+by their type and bounds, `choices` and registered names), then the rules between fields,
 with each loss's own (`GANLoss.constraints`) and the regularisers'. A name is allowed because it
 is registered: the registries are the one statement of what exists. They load torch, so they
 are imported when first needed."""
@@ -7,15 +7,54 @@ are imported when first needed."""
 import math
 
 from fashiongan.config import (
+    INT_RANGE,
     RunConfig,
     aux_weight,
-    check_numbers,
     flag,
     flat_fields,
     get_path,
     or_list,
 )
 from fashiongan.errors import FashionGANError
+
+
+def _expected(meta: dict, is_int: bool) -> tuple[float | None, float | None, str]:
+    """A field's bounds (for an integer, int64's when it states none) and how to say them."""
+    lo, hi = meta.get("min"), meta.get("max")
+    if is_int:
+        lo = INT_RANGE[0] if lo is None else lo
+        hi = INT_RANGE[1] if hi is None else hi
+    if "expect" in meta:
+        return lo, hi, meta["expect"]
+    if hi is not None and lo is not None:
+        return lo, hi, f"{lo}..{hi}"
+    return lo, hi, "a non-negative number" if lo == 0 else f"at least {lo}"
+
+
+def check_numbers(cfg: RunConfig) -> None:
+    """One rule for every numeric setting, from the fields' types and metadata: a float is
+    finite (NaN and ±inf are refused: `--max-time nan` would train forever, `--lr-g inf` break
+    the first step), an integer fits int64, and both respect the field's `min`/`max` and its
+    exclusive `gt`/`lt`."""
+    for path, f in flat_fields():
+        value = get_path(cfg, path)
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            shown = " ".join(str(x) for x in values)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise FashionGANError(f"{flag(path)} {shown}: expected a finite number")
+            meta = f.metadata
+            lo, hi, expect = _expected(meta, isinstance(v, int))
+            gt, lt = meta.get("gt"), meta.get("lt")
+            if (
+                (lo is not None and v < lo)
+                or (hi is not None and v > hi)
+                or (gt is not None and v <= gt)
+                or (lt is not None and v >= lt)
+            ):
+                raise FashionGANError(f"{flag(path)} {shown}: expected {expect}")
 
 
 def registry_of(kind: str):

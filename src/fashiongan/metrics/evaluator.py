@@ -348,7 +348,7 @@ def train_evaluator(
     info["test_accuracy"] = round(accuracy(shipped, test_set.images, test_set.labels), 6)
     info["test_images"] = len(test_set)
     log(
-        f"train accuracy {info['train_accuracy']:.4f}, held-out accuracy "
+        f"train accuracy {info['train_accuracy']:.4f}, test accuracy "
         f"{info['test_accuracy']:.4f} on {len(test_set)} images ({seconds:.0f} s of training, "
         f"{seconds / len(train_set) * 1e4 / 60:.1f} min per 10k images)"
     )
@@ -370,9 +370,10 @@ def evaluator_for_data(
     Fashion-MNIST search path) at `image_size` (default 28 for MNIST-format data, 32 for a
     user's images), trained on its train split (or part) and measured on its test split (or
     held-out part). own: how a user's images are read (config.DataConfig's names)."""
-    from fashiongan.config import check_numbers, from_dict
+    from fashiongan.config import from_dict
     from fashiongan.data.datasets import default_cache_dir, load_dataset
     from fashiongan.data.folder import is_own_layout
+    from fashiongan.validation import check_numbers
 
     recipe = Recipe()
     recipe = recipe if epochs is None else dataclasses.replace(recipe, epochs=epochs)

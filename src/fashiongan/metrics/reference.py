@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from fashiongan.data.datasets import ImageDataset, balanced_subset, load_dataset
+from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_save
 from fashiongan.metrics.evaluator import Evaluator
 from fashiongan.metrics.precision_recall import kth_neighbour_distance
@@ -114,3 +115,23 @@ def balanced_draw(real: FeatureSet, n: int, seed: int, n_classes: int = 10) -> F
         return real
     index = balanced_subset(real.labels, n, n_classes, seed)
     return real.subset(index, f"{n} images of the {real.description}")
+
+
+def check_fits(sample: FeatureSet, evaluator: Evaluator, data: str | None) -> None:
+    """Refuse a judged set whose labels the evaluator has no class for, and an evaluator of a
+    user's data set with no --data (the reals would come from Fashion-MNIST)."""
+    if (
+        sample.labels is not None
+        and len(sample.labels)
+        and int(sample.labels.max()) >= (evaluator.n_classes)
+    ):
+        raise FashionGANError(
+            f"{sample.description}: labels must be class ids 0..{evaluator.n_classes - 1} (the "
+            f"classes of {evaluator.id}), found {int(sample.labels.max())}; for another data "
+            "set pass --evaluator of one trained on it"
+        )
+    if data is None and "data" in evaluator.info:
+        raise FashionGANError(
+            f"{evaluator.id} was trained on {evaluator.info['data']}; pass that data set with "
+            "--data so the real images come from it"
+        )

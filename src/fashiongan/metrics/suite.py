@@ -48,6 +48,7 @@ from fashiongan.metrics.precision_recall import prdc
 from fashiongan.metrics.reference import (
     FeatureSet,
     balanced_draw,
+    check_fits,
     real_features,
     reference_radii,
 )
@@ -439,20 +440,7 @@ def evaluate_set(
             f"--reference {reference!r}; choose one of: {', '.join(REFERENCE_SPLITS)}"
         )
     notes: list[str] = []
-    if (
-        sample.labels is not None
-        and len(sample.labels)
-        and int(sample.labels.max()) >= (evaluator.n_classes)
-    ):
-        raise FashionGANError(
-            f"{sample.description}: label {int(sample.labels.max())} is outside the "
-            f"{evaluator.n_classes} classes of {evaluator.id}; pass --evaluator of this data set"
-        )
-    if data is None and "data" in evaluator.info:
-        raise FashionGANError(
-            f"{evaluator.id} was trained on {evaluator.info['data']}; pass that data set with "
-            "--data so the real images come from it"
-        )
+    check_fits(sample, evaluator, data)
     names = applicable(names, sample.labels is not None, len(sample), notes)
     # metrics that split or subsample see one order whatever order the set came in
     order = canonical_order(sample.images, sample.labels)

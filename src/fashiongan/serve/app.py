@@ -65,6 +65,7 @@ class Served:
             "conditional": self.gen.conditional,
             "classes": list(self.gen.class_names),
             "resolution": self.gen.resolution,
+            "channels": getattr(self.gen.G, "channels", 1),
             "step": self.gen.step,
             "has_run": self.run_dir is not None,
             "metrics": self.metrics(),
@@ -98,7 +99,9 @@ class GenerateRequest(BaseModel):
 
 def _npz(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> bytes:
     """The layout of `generate --format npz`. numpy writes its zip members with a fixed
-    timestamp, so equal requests give equal bytes."""
+    timestamp, so equal requests give equal bytes. Colour images are stored channels last."""
+    if images.ndim == 4:
+        images = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
     buf = io.BytesIO()
     np.savez_compressed(buf, images=images, labels=labels, class_names=np.array(class_names))
     return buf.getvalue()

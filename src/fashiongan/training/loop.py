@@ -22,14 +22,11 @@ from fashiongan.data.datasets import (
     Batcher,
     ImageDataset,
     default_cache_dir,
-    load_dataset,
-    own_options,
 )
 from fashiongan.devices import pick_device
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import DirectoryLock, atomic_write_bytes
 from fashiongan.imaging import save_png, write_progress_gif
-from fashiongan.models import MODELS
 from fashiongan.reports.plots import plot_evaluation, plot_training
 from fashiongan.sampling import LoadedGenerator, class_seed_grid, recalibrate_batchnorm
 from fashiongan.training import report, state
@@ -37,7 +34,7 @@ from fashiongan.training.accel import adam_kind, resolve_precision, set_lr
 from fashiongan.training.distributed import Ranks, agree_any, setup
 from fashiongan.training.health import CollapseWatch, nan_message
 from fashiongan.training.monitor import Monitor
-from fashiongan.training.setup import build_nets, check_distributable
+from fashiongan.training.setup import build_nets, check_distributable, training_data
 from fashiongan.training.state import check_fresh_run_dir
 from fashiongan.training.step import STAT_KEYS, TrainingStep  # noqa: F401 - STAT_KEYS: API
 from fashiongan.validation import validate
@@ -112,21 +109,7 @@ class Trainer:
         resumed = (
             state.resume_state(self.run_dir, cfg, override, self.ranks.main) if resume else None
         )
-        self.data: ImageDataset = load_dataset(
-            cfg.data.data,
-            cfg.data.split,
-            cfg.data.subset,
-            t.seed,
-            MODELS.get(cfg.model.model).resolution,
-            data_env,
-            cfg.data.class_names,
-            **own_options(cfg.data, cache_dir or default_cache_dir()),
-        )
-        if not self.data.labelled and cfg.model.cond != "none":
-            raise FashionGANError(
-                f"--data {cfg.data.data}: the images have no labels (no class folders or "
-                f"labels.csv); train an unconditional model with --cond none"
-            )
+        self.data: ImageDataset = training_data(cfg, data_env, cache_dir)
         torch.manual_seed(t.seed)
         self.nets = build_nets(
             cfg, self.data.n_classes, self.device, self.ranks, self.adam_kind, self.data.channels

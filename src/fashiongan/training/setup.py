@@ -1,12 +1,15 @@
-"""A run's set-up: what torchrun cannot do, and the networks, their EMA, optimisers and the
-wrappers the step calls (DDP under torchrun, torch.compile with --compile)."""
+"""A run's set-up: its training data, what torchrun cannot do, and the networks, their EMA,
+optimisers and the wrappers the step calls (DDP under torchrun, torch.compile with --compile)."""
 
 import warnings
+from pathlib import Path
 
 import torch
 
 from fashiongan.config import RunConfig
+from fashiongan.data.datasets import ImageDataset, default_cache_dir, load_dataset, own_options
 from fashiongan.errors import FashionGANError
+from fashiongan.models import MODELS
 from fashiongan.models.build import discriminator_for, generator_for
 from fashiongan.training.accel import make_adam
 from fashiongan.training.distributed import Ranks, global_batchnorm
@@ -65,3 +68,23 @@ def build_nets(
     opt_G = make_adam(G.parameters(), t.lr_g, **adam)
     opt_D = make_adam(D.parameters(), t.lr_d, **adam)
     return Nets(G, D, G_step, D_step, D_frozen, opt_G, opt_D, ema)
+
+
+def training_data(cfg: RunConfig, data_env: str | None, cache_dir: Path | None) -> ImageDataset:
+    """The run's training set at its model's resolution (a seeded --subset of it)."""
+    data = load_dataset(
+        cfg.data.data,
+        cfg.data.split,
+        cfg.data.subset,
+        cfg.train.seed,
+        MODELS.get(cfg.model.model).resolution,
+        data_env,
+        cfg.data.class_names,
+        **own_options(cfg.data, cache_dir or default_cache_dir()),
+    )
+    if not data.labelled and cfg.model.cond != "none":
+        raise FashionGANError(
+            f"--data {cfg.data.data}: the images have no labels (no class folders or "
+            f"labels.csv); train an unconditional model with --cond none"
+        )
+    return data
