@@ -341,3 +341,25 @@ def test_augment_gain_runs_each_cell_once_and_tabulates_both_arms(idx_dir, tmp_p
     bad = argv[:]
     bad[bad.index("--per-class") + 1] = "0"
     assert "must be at least 1" in cli_error(capsys, bad)
+
+
+def test_array_files_bad_input_and_the_keras_layout(tmp_path, capsys):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"junk")
+    assert "not an NPZ (zip) or NPY file" in cli_error(capsys, train_argv(junk, tmp_path / "r"))
+    x = np.random.default_rng(0).integers(0, 256, (40, 10, 10), dtype=np.uint8)
+    named = tmp_path / "named.npz"
+    np.savez(named, images=x, labels=np.arange(40) % 3, class_names=np.array(["a", "b"]))
+    assert "label 2 is outside 0..1" in cli_error(capsys, train_argv(named, tmp_path / "r"))
+    odd = tmp_path / "odd.npz"
+    np.savez(odd, images=x[:, :, :, None].repeat(2, axis=3))
+    assert "expected images (N,H,W) or (N,H,W,C)" in cli_error(
+        capsys, train_argv(odd, tmp_path / "r")
+    )
+    keras = tmp_path / "keras.npz"
+    np.savez(
+        keras, x_train=x[:30], y_train=np.arange(30) % 3, x_test=x[30:], y_test=np.arange(10) % 3
+    )
+    train, test = (load_dataset(str(keras), s, image_size=10) for s in ("train", "test"))
+    assert (len(train), len(test)) == (30, 10) and train.checksum == test.checksum
+    assert "(x_test)" in test.source

@@ -253,6 +253,13 @@ def decode_files(files: list[Path], how: Decoding, budget: int) -> tuple[np.ndar
 def read_arrays(path: Path, split: str | None) -> tuple[np.ndarray, np.ndarray | None, tuple]:
     """An NPZ (images/labels, x/y or x_train/y_train/x_test/y_test; class_names optional) or an
     NPY of images → (uint8 images N×H×W or N×H×W×C, int64 labels or None, class names)."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic[:4] != b"PK\x03\x04" and magic != b"\x93NUMPY":
+        raise FashionGANError(
+            f"--data {path}: not an NPZ (zip) or NPY file (it starts with {magic!r}); write it "
+            "with numpy.savez or numpy.save"
+        )
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:

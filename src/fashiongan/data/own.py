@@ -148,8 +148,14 @@ def read_own(
         whole = [checksum(read_folder(parts[s], how, cache_dir)) for s in ("train", "test")]
         return raw, raw.source, hashlib.sha256("".join(whole).encode()).hexdigest()
     if path.is_file():
-        arrays = np.load(path) if path.suffix.lower() == ".npz" else None
-        if arrays is not None and f"x_{split}" in arrays.files:
+        keys = []
+        if path.suffix.lower() == ".npz":
+            try:
+                with np.load(path) as arrays:
+                    keys = arrays.files
+            except (OSError, ValueError):  # read_arrays says what is wrong, in one line
+                pass
+        if "x_train" in keys and "x_test" in keys:  # the Keras layout: its own two splits
             raw = read_array_file(path, split, how)
             other = read_array_file(path, "test" if split == "train" else "train", how)
             pair = [checksum(raw), checksum(other)][:: 1 if split == "train" else -1]
