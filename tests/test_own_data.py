@@ -162,8 +162,10 @@ def train_argv(data, out):
          "2.png: a byte-identical copy of"),
         (lambda r: Image.new("L", (5, 30), 7).save(r / "a" / "small.png"),
          "small.png: 5×30 is smaller than --min-size 8"),
+        (lambda r: Image.new("L", (9, 9), 7).save(r / "stray.png"),
+         "both class folders (a, ...) and loose images (stray.png, ...)"),
     ],
-    ids=["unreadable", "truncated", "empty-class", "duplicate", "too-small"],
+    ids=["unreadable", "truncated", "empty-class", "duplicate", "too-small", "loose-images"],
 )  # fmt: skip
 def test_each_bad_file_is_one_line_naming_it_and_nothing_is_cached(
     damage, expected, tmp_path, capsys, monkeypatch
@@ -363,3 +365,14 @@ def test_array_files_bad_input_and_the_keras_layout(tmp_path, capsys):
     train, test = (load_dataset(str(keras), s, image_size=10) for s in ("train", "test"))
     assert (len(train), len(test)) == (30, 10) and train.checksum == test.checksum
     assert "(x_test)" in test.source
+
+
+def test_hundreds_of_classes_train_and_the_grid_shows_twenty(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (900, 12, 12), dtype=np.uint8)
+    data = tmp_path / "many.npz"
+    np.savez(data, images=x, labels=np.repeat(np.arange(300), 3))
+    assert main(train_argv(data, tmp_path / "r")) == 0
+    grid = Image.open(next((tmp_path / "r" / "samples").glob("grid-*.png")))
+    assert grid.height == (20 * (28 + 2) + 2) * 2  # 20 rows of 28 px, 2 px apart, shown ×2
+    state = torch.load(tmp_path / "r" / "checkpoints" / "final.pt", weights_only=False)
+    assert len(state["class_names"]) == 300

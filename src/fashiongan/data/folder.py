@@ -99,6 +99,12 @@ def listing(path: Path) -> tuple[list[Path], list[str | None], tuple[str, ...] |
             files += members
             names += [d.name] * len(members)
         return files, names, tuple(d.name for d in classes)
+    if classes and flat and not (path / "labels.csv").is_file():
+        raise FashionGANError(
+            f"--data {path}: both class folders ({classes[0].name}, ...) and loose images "
+            f"({flat[0].name}, ...); move the loose images into their class folders, or add "
+            "labels.csv"
+        )
     if not flat:
         raise FashionGANError(f"--data {path}: no images there ({', '.join(IMAGE_SUFFIXES)})")
     if (path / "labels.csv").is_file():

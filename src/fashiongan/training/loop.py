@@ -76,6 +76,7 @@ def planned_steps(cfg: RunConfig, n_data: int) -> int | None:
     return None if nimg is None else math.ceil(nimg / (cfg.train.d_steps * cfg.train.batch_size))
 
 
+GRID_CLASSES = 20  # the training grid's rows at most: a set of 300 classes shows 20 of them
 PERIOD_IMAGES = 10_000  # the least images between two per-epoch grids and checkpoints
 
 
@@ -210,7 +211,9 @@ class Trainer:
         was_training = self.G.training
         self.G.eval()
         try:
-            grid = class_seed_grid(self.sampler(), list(range(self.cfg.log.grid_seeds)))
+            n, k = self.data.n_classes, GRID_CLASSES  # rows: every class, or k spread over many
+            rows = None if n <= k else [i * n // k for i in range(k)]
+            grid = class_seed_grid(self.sampler(), list(range(self.cfg.log.grid_seeds)), rows)
         finally:
             self.G.train(was_training)
         path = self.run_dir / "samples" / f"grid-{self.step:07d}.png"
