@@ -376,3 +376,21 @@ def test_hundreds_of_classes_train_and_the_grid_shows_twenty(tmp_path):
     assert grid.height == (20 * (28 + 2) + 2) * 2  # 20 rows of 28 px, 2 px apart, shown ×2
     state = torch.load(tmp_path / "r" / "checkpoints" / "final.pt", weights_only=False)
     assert len(state["class_names"]) == 300
+
+
+def test_an_evaluator_whose_held_out_part_differs_from_the_runs_is_refused():
+    from types import SimpleNamespace
+
+    from fashiongan.metrics.evaluate import check_held_out
+    from fashiongan.metrics.sources import ImageSet
+
+    def judged(data):
+        return ImageSet(torch.zeros(2, 8, 8, dtype=torch.uint8), None, "run", ("a",), 1, data)
+
+    ev = SimpleNamespace(info={"data_options": {"val_fraction": 0.2, "split_seed": 0}})
+    with pytest.raises(FashionGANError, match="--val-fraction 0.1.*train the evaluator with"):
+        check_held_out(judged({"data": "d"}), ev)  # the run kept the default 0.1
+    check_held_out(judged({"data": "d", "val_fraction": 0.2}), ev)
+    with pytest.raises(FashionGANError, match="--split-seed 3"):
+        check_held_out(judged({"val_fraction": 0.2, "split_seed": 3}), ev)
+    check_held_out(judged(None), ev)  # an image set: nothing to compare

@@ -85,8 +85,31 @@ def sample_generator(
     images = gen.images(latents(seed, n, gen.z_dim), y, batch_size)
     what = "EMA" if ema else "raw"
     return ImageSet(
-        images, y, f"{source} (step {gen.step}, {what} G, seed {seed})", gen.class_names, gen.step
+        images,
+        y,
+        f"{source} (step {gen.step}, {what} G, seed {seed})",
+        gen.class_names,
+        gen.step,
+        gen.config.get("data"),
     )
+
+
+def check_held_out(image_set: ImageSet, evaluator: Evaluator) -> None:
+    """A run on a user's set held out a part by --val-fraction and --split-seed; an evaluator
+    whose held-out part (its reference) was cut otherwise would score against images the GAN
+    trained on: refused."""
+    run, ev = image_set.trained_on, evaluator.info.get("data_options")
+    if not run or not ev:
+        return
+    for key, default in (("val_fraction", 0.1), ("split_seed", 0)):
+        mine, theirs = run.get(key, default), ev.get(key, default)
+        if mine != theirs:
+            flag = "--" + key.replace("_", "-")
+            raise FashionGANError(
+                f"the run held out its data with {flag} {mine}, the evaluator's held-out part "
+                f"(the real images scored against) with {theirs}: they would overlap the GAN's "
+                f"training images; train the evaluator with {flag} {mine}"
+            )
 
 
 def default_out_dir(source: str | Path) -> Path:
@@ -174,6 +197,7 @@ def evaluate(
     image_set, cas_set = _judged_set(
         source, num_samples, seed, ema, device, cas_per_class, log, evaluator.input["size"]
     )
+    check_held_out(image_set, evaluator)
     n = len(image_set.images)
     wants_fid = metrics is None or "fid" in metrics
     if wants_fid and n < FID_MIN_SAMPLES:

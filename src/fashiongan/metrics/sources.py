@@ -30,6 +30,7 @@ class ImageSet:
     description: str
     class_names: tuple[str, ...] = FASHION_CLASSES
     generator_step: int | None = None
+    trained_on: dict | None = None  # a generator's: its run's data settings (config "data")
 
 
 def _label_ids(labels: np.ndarray, where: str) -> np.ndarray:
