@@ -67,8 +67,15 @@ def is_own_layout(path: Path) -> bool:
     if not path.is_dir():
         return False
     return any(is_image_file(p) for p in path.iterdir()) or any(
-        d.is_dir() and any(is_image_file(p) for p in d.iterdir()) for d in _subdirs(path)
+        next(iter(images_below(d)), None) is not None for d in _subdirs(path)
     )
+
+
+def images_below(d: Path):
+    """The image files anywhere under `d`, sorted by path, hidden files and folders left out."""
+    for p in sorted(d.rglob("*")):
+        if is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(d).parts):
+            yield p
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -91,7 +98,7 @@ def listing(path: Path) -> tuple[list[Path], list[str | None], tuple[str, ...] |
         files: list[Path] = []
         names: list[str | None] = []
         for d in classes:
-            members = sorted(p for p in d.rglob("*") if is_image_file(p))
+            members = list(images_below(d))
             if not members:
                 raise FashionGANError(
                     f"{d}: class folder '{d.name}' holds no images ({', '.join(IMAGE_SUFFIXES)})"
