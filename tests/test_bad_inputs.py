@@ -50,7 +50,7 @@ EVALUATE_ONLY = {
     "csv-label-out-of-range.csv": "labels must be class ids 0..9",
     "csv-is-a-directory.csv": "no .png files found",
     "pngs-mixed-sizes": "a.png is 28×28, 0_tshirt/b.png is 32×32",
-    "pngs-colour": "colour image (mode RGB)",
+    "pngs-colour": "the evaluator takes grayscale images, these are colour",
     "pngs-16-bit": "image mode I;16",
     "pngs-transparent": "transparent pixels",
     "pngs-not-an-image": "not a readable image",

@@ -315,6 +315,15 @@ def test_colour_folder_at_64_trains_samples_and_is_evaluated_in_its_own_space(
         metrics=["fid", "label_accuracy"], write=False, log=lambda s: None,
     )  # fmt: skip
     assert api.results["fid"] == pytest.approx(result["fid"])
+    # a colour PNG folder export is scored as the run's images are
+    pngs = tmp_path / "pngs"
+    assert main(["generate", str(run), "--per-class", "3", "--format", "pngs",
+                 "--out", str(pngs)]) == 0  # fmt: skip
+    from_folder = fashiongan.evaluate(
+        str(pngs), evaluator=str(ev), data=str(tinted_folder), metrics=["label_accuracy"],
+        write=False, log=lambda s: None,
+    )  # fmt: skip
+    assert from_folder.provenance["n_fake"] == 30
 
 
 def test_augment_gain_runs_each_cell_once_and_tabulates_both_arms(idx_dir, tmp_path, capsys):

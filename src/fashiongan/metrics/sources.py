@@ -129,10 +129,10 @@ def _class_of_folder(name: str) -> int:
     if m is None:
         return parse_class(name.replace("_", " "), FASHION_CLASSES)
     digits, rest = m.groups()
-    if str(int(digits)) != digits or int(digits) >= N_CLASSES:
-        raise FashionGANError(f"'{name}' is not a class id 0..{N_CLASSES - 1}")
+    if str(int(digits)) != digits:  # ids above the evaluator's classes are refused by evaluate
+        raise FashionGANError(f"'{name}' is not a class id (0, 1, ... without leading zeros)")
     c = int(digits)
-    if rest is not None:
+    if rest is not None and c < N_CLASSES:
         try:
             named = parse_class(rest.replace("_", " "), FASHION_CLASSES)
         except FashionGANError:
@@ -155,9 +155,9 @@ MAX_PNG_SIDE = 1024  # far above any image this tool trains on; decoding stops b
 
 
 def _read_png(path: Path) -> np.ndarray:
-    """An 8-bit grayscale image. RGB(A), LA and palette files are accepted when every pixel is
-    gray and opaque (what most tools write for a grayscale figure); colour, transparency and
-    16-bit depth are refused rather than converted with a silent loss."""
+    """An 8-bit image: H×W when every pixel is gray (RGB(A), LA and palette files included, as
+    most tools write a grayscale figure), H×W×3 when it has colour. Transparency and 16-bit
+    depth are refused rather than converted with a silent loss."""
     try:
         with Image.open(path) as img:
             mode, (w, h) = img.mode, img.size
@@ -181,7 +181,7 @@ def _read_png(path: Path) -> np.ndarray:
             f"{path}: has transparent pixels (mode {mode}); expected opaque grayscale"
         )
     if not ((rgba[..., 0] == rgba[..., 1]) & (rgba[..., 1] == rgba[..., 2])).all():
-        raise FashionGANError(f"{path}: colour image (mode {mode}); expected grayscale")
+        return np.ascontiguousarray(rgba[..., :3])  # colour: H×W×3
     return np.ascontiguousarray(rgba[..., 0])
 
 
@@ -207,9 +207,11 @@ def _read_png_folder(path: Path) -> ImageSet:
     if not files:
         raise FashionGANError(f"{path}: no .png files found (looked in it and its sub-folders)")
     arrays = [_read_png(f) for f in files]
+    if any(a.ndim == 3 for a in arrays):  # a colour set; its gray images get three equal planes
+        arrays = [a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=2) for a in arrays]
     odd = next((i for i, a in enumerate(arrays) if a.shape != arrays[0].shape), None)
     if odd is not None:
-        (h0, w0), (h1, w1) = arrays[0].shape, arrays[odd].shape
+        (h0, w0), (h1, w1) = arrays[0].shape[:2], arrays[odd].shape[:2]
         raise FashionGANError(
             f"{path}: the PNGs differ in size ({files[0].name} is {w0}×{h0}, "
             f"{files[odd].relative_to(path)} is {w1}×{h1}); expected one size"
