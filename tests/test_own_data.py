@@ -349,6 +349,14 @@ def test_augment_gain_runs_each_cell_once_and_tabulates_both_arms(idx_dir, tmp_p
     assert main(argv) == 0  # every cell is in the JSON: nothing is retrained
     assert "stopped by" not in capsys.readouterr().out
     assert json.loads((out / "augment-gain.json").read_text())["cells"] == cells
+    more = argv[:]
+    more[more.index("--synthetic-per-class") + 1] = "6"  # the same GANs, new classifiers
+    assert main(more) == 0
+    printed = capsys.readouterr().out
+    assert "stopped by" not in printed and printed.count("reusing the GAN") == 4
+    again = json.loads((out / "augment-gain.json").read_text())["cells"]
+    assert [c["synthetic_per_class"] for c in again] == [6] * 4
+    assert [c["real_only"] for c in again] == [c["real_only"] for c in cells]  # seeded
     bad = argv[:]
     bad[bad.index("--per-class") + 1] = "0"
     assert "must be at least 1" in cli_error(capsys, bad)

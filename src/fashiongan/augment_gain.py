@@ -58,6 +58,13 @@ def _classifier(images, labels, steps: int, shape: dict) -> torch.nn.Module:
     return train_classifier(images, labels, recipe, shape=shape)
 
 
+def _same_recipe(checkpoint: Path, cfg: RunConfig) -> bool:
+    from fashiongan.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(checkpoint)["config"]
+    return saved == to_dict(cfg)
+
+
 def one_cell(cfg: RunConfig, k: int, seed: int, plan: GainPlan, test: ImageDataset, out: Path,
              log: Callable[[str], None]) -> dict:  # fmt: skip
     """Train the GAN on K real images per class (seed), then both classifiers; their test
@@ -74,8 +81,13 @@ def one_cell(cfg: RunConfig, k: int, seed: int, plan: GainPlan, test: ImageDatas
         **own_options(cfg.data, out / "cache"),
     )  # fmt: skip
     start = time.perf_counter()
-    run = train(cfg, out / f"gan-k{k}-s{seed}")
-    gen = load_generator(run.run_dir)
+    run_dir = out / f"gan-k{k}-s{seed}"
+    final = run_dir / "checkpoints" / "final.pt"
+    if final.is_file() and _same_recipe(final, cfg):  # another plan over the same GANs
+        log(f"K={k} seed {seed}: reusing the GAN in {run_dir}")
+    else:
+        train(cfg, run_dir)
+    gen = load_generator(final)
     labels = torch.arange(n_classes).repeat_interleave(plan.synthetic_per_class)
     fake = torch.from_numpy(gen.sample(len(labels), labels.tolist(), seed=seed + 1))
     shape = {"channels": test.channels, "size": resolution, "n_classes": n_classes}
@@ -90,7 +102,8 @@ def one_cell(cfg: RunConfig, k: int, seed: int, plan: GainPlan, test: ImageDatas
         "real_only": accuracy(alone, test.images, test.labels),
         "real_plus_synthetic": accuracy(mixed, test.images, test.labels),
         "synthetic_per_class": plan.synthetic_per_class,
-        "gan_kimg": run.nimg / 1000,
+        "classifier_steps": plan.classifier_steps,
+        "gan_kimg": round(gen.step * cfg.train.batch_size / 1000, 3),
         "seconds": round(time.perf_counter() - start, 1),
     }
     log(
@@ -109,7 +122,9 @@ def augment_gain(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Every (K, seed) cell, then the table (mean ± std over seeds) in out/augment-gain.json
-    and out/augment-gain.md. A cell whose result is already in the JSON is not rerun."""
+    and out/augment-gain.md. A cell whose result is already in the JSON is not rerun; a GAN
+    already trained in out/ with the same settings is reused (another --synthetic-per-class or
+    --classifier-steps retrains only the classifiers)."""
     out = Path(out)
     cfg = base_config(cfg, gan_kimg)
     resolution = MODELS.get(cfg.model.model).resolution
@@ -123,7 +138,13 @@ def augment_gain(
     cells = []
     for k in plan.per_class:
         for seed in plan.seeds:
-            old = [c for c in done if (c["per_class"], c["seed"]) == (k, seed)]
+            old = [
+                c
+                for c in done
+                if (c["per_class"], c["seed"], c["synthetic_per_class"])
+                + (c.get("classifier_steps", CLASSIFIER_STEPS),)
+                == (k, seed, plan.synthetic_per_class, plan.classifier_steps)
+            ]
             cells.append(old[0] if old else one_cell(cfg, k, seed, plan, test, out, log))
             result = {"config": to_dict(cfg), "plan": dataclasses.asdict(plan), "cells": cells,
                       "test": test.source, "test_images": len(test)}  # fmt: skip
