@@ -34,6 +34,13 @@ class PeriodicEval:
         self.n, self.cache_dir = n, cache_dir
         self.evaluator = load_evaluator(evaluator_dir).to(device)
         self.reference = real_features(self.evaluator, "test", cache_dir, data, data_env)
+        info = self.evaluator.info
+        if self.reference.checksum not in (info.get("train_checksum"), info.get("test_checksum")):
+            print(
+                f"warning: --eval-every: {self.evaluator.id} was trained on other data than "
+                f"{self.reference.description}; its numbers do not mean much here (train one "
+                "with `fashiongan evaluator train --data ...` and pass --evaluator)"
+            )
 
     def __call__(self, gen: LoadedGenerator) -> dict:
         """→ {fid, is, is_std, label_accuracy (conditional only), eval_seconds, evaluator}"""
