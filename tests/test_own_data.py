@@ -360,6 +360,9 @@ def test_augment_gain_runs_each_cell_once_and_tabulates_both_arms(idx_dir, tmp_p
     bad = argv[:]
     bad[bad.index("--per-class") + 1] = "0"
     assert "must be at least 1" in cli_error(capsys, bad)
+    assert "--subset: augment-gain sets it for every GAN; use --per-class" in cli_error(
+        capsys, argv + ["--subset", "50"]
+    )
 
 
 def test_array_files_bad_input_and_the_keras_layout(tmp_path, capsys):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from fashiongan.cli.common import (
+    CFG_PREFIX,
     add_config_flags,
     apply_setting,
     cache_dir_from_env,
@@ -99,6 +100,15 @@ def cmd_augment_gain(args) -> int:
     if min(args.per_class) < 1 or args.synthetic_per_class < 1 or args.classifier_steps < 1:
         raise FashionGANError(
             "--per-class, --synthetic-per-class and --classifier-steps must be at least 1"
+        )
+    fixed = {"data.subset": "--per-class", "train.steps": "--kimg", "train.epochs": "--kimg",
+             "train.max_time": "--kimg"}  # fmt: skip
+    given = [path for path in fixed if CFG_PREFIX + path in vars(args)]
+    if given:
+        path = given[0]
+        raise FashionGANError(
+            f"--{path.split('.')[1].replace('_', '-')}: augment-gain sets it for every GAN; "
+            f"use {fixed[path]}"
         )
     cfg = config_from_args(args, _base_config(args.preset or "small-data", None))
     validate(cfg)
