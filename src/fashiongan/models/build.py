@@ -51,5 +51,5 @@ def generator_from_state(state: dict, origin: str) -> tuple[Generator, RunConfig
             f"{state.get('version', '?')}; this is {__version__})"
         ) from None
     check_choices(cfg)
-    # images' channels: a property of the data set, saved since 0.9 (before: grayscale only)
+    # the images' channels: saved by runs on colour data; absent, grayscale
     return generator_for(cfg.model, n_classes, int(state.get("channels", 1))), cfg

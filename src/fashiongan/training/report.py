@@ -58,12 +58,20 @@ def describe(tr) -> str:
         + "".join(f"+ {r.name.upper()} γ {r.strength(c):g} " for r in tr.update.regularizers)
         + (f"every {c.loss.r1_every} steps " if tr.update.regularizers else "")
         + ("+ DiffAugment " if c.train.augment == "diffaug" else "")
+        + (f"+ ADA ({_ada(c)}) " if c.train.augment == "ada" else "")
         + f"| lr G {c.train.lr_g:g} D {c.train.lr_d:g} β {tuple(c.train.betas)} "
         f"batch {c.train.batch_size} "
         f"| G {count_params(tr.G) / 1e6:.2f}M D {count_params(tr.D) / 1e6:.2f}M params "
-        f"| data {tr.data.source} ({len(tr.data)} images, {tr.data.image_size}px) "
-        f"| {tr.device}"
+        f"| data {tr.data.source} ({len(tr.data)} images, {tr.data.image_size}px"
+        + (", colour) " if tr.data.channels == 3 else ") ")
+        + f"| {tr.device}"
         + (f" × {tr.ranks.world} ranks (torchrun)" if tr.ranks.enabled else "")
         + f" | {tr.run_dir}"
         + (f" | resumed at step {tr.step}" if tr.resumed_from is not None else "")
     )
+
+
+def _ada(c) -> str:
+    if c.train.augment_p is not None:
+        return f"p fixed at {c.train.augment_p:g}"
+    return f"target {c.train.ada_target:g}, p 0 → 1 in {c.train.ada_kimg:g} kimg at most"
