@@ -350,7 +350,7 @@ def train_evaluator(
     log(
         f"train accuracy {info['train_accuracy']:.4f}, test accuracy "
         f"{info['test_accuracy']:.4f} on {len(test_set)} images ({seconds:.0f} s of training, "
-        f"{seconds / len(train_set) * 1e4 / 60:.1f} min per 10k images)"
+        f"{seconds / len(train_set) * 1e4 / 60:.1f} min per 10k training images, all epochs)"
     )
     save_evaluator(out, net, info)
     return load_evaluator(out)
