@@ -414,3 +414,15 @@ def test_an_evaluator_whose_held_out_part_differs_from_the_runs_is_refused():
     with pytest.raises(FashionGANError, match="--split-seed 3"):
         check_held_out(judged({"val_fraction": 0.2, "split_seed": 3}), ev)
     check_held_out(judged(None), ev)  # an image set: nothing to compare
+
+
+def test_train_and_test_folders_are_the_two_splits_with_one_fingerprint(tmp_path):
+    root = tmp_path / "split"
+    write_set(root / "train", per_class=5)
+    for c, name in enumerate(("a", "b")):
+        (root / "test" / name).mkdir(parents=True)
+        Image.new("L", (12, 12), 200 + c).save(root / "test" / name / "t.png")
+    train, test = (load_dataset(str(root), s, image_size=12) for s in ("train", "test"))
+    assert (len(train), len(test)) == (10, 2) and train.class_names == test.class_names
+    assert train.checksum == test.checksum  # one data set, both parts
+    assert sorted(test.images[:, 0, 0].tolist()) == [200, 201]  # nothing held out of train

@@ -124,7 +124,7 @@ class LoadedGenerator:
     @property
     def image_shape(self) -> tuple[int, ...]:
         """(H, W) for grayscale, (C, H, W) for colour: one image of `images`."""
-        channels = getattr(self.G, "channels", 1)
+        channels = self.G.channels
         return ((channels,) if channels != 1 else ()) + (self.resolution, self.resolution)
 
     def images(

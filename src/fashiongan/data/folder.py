@@ -20,6 +20,7 @@ Rules, stated once (docs/data.md repeats them):
 
 import csv
 import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,10 +198,11 @@ def square(img: Image.Image, size: int, fit: str) -> Image.Image:
     return img
 
 
-def decode(path: Path, how: Decoding) -> tuple[np.ndarray, bool]:
-    """One file → (uint8 size×size×3 array, whether it is gray). Raises FashionGANError."""
+def decode(path: Path, how: Decoding, data: bytes | None = None) -> tuple[np.ndarray, bool]:
+    """One file (its bytes `data` when already read) → (uint8 size×size×3 array, whether it is
+    gray). Raises FashionGANError."""
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data) if data is not None else path) as img:
             img.load()
             img = _flatten_alpha(img)
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
@@ -234,7 +236,8 @@ def decode_files(files: list[Path], how: Decoding, budget: int) -> tuple[np.ndar
     kept, seen, skipped = [], {}, {"unreadable or too small": 0, "duplicate": 0}
     all_gray = True
     for i, path in enumerate(files):
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        data = path.read_bytes()  # read once: hashed for duplicates, then decoded
+        digest = hashlib.sha256(data).hexdigest()
         if digest in seen:
             if not how.skip_bad:
                 raise FashionGANError(
@@ -244,7 +247,7 @@ def decode_files(files: list[Path], how: Decoding, budget: int) -> tuple[np.ndar
             skipped["duplicate"] += 1
             continue
         try:
-            px, gray = decode(path, how)
+            px, gray = decode(path, how, data)
         except FashionGANError as e:
             if not how.skip_bad:
                 raise FashionGANError(f"{e} (or --skip-bad to leave such files out)") from None

@@ -145,8 +145,9 @@ def read_own(
     parts = split_dirs(path) if path.is_dir() else None
     if parts is not None:
         raw = read_folder(parts[split], how, cache_dir)
-        whole = [checksum(read_folder(parts[s], how, cache_dir)) for s in ("train", "test")]
-        return raw, raw.source, hashlib.sha256("".join(whole).encode()).hexdigest()
+        other = read_folder(parts["test" if split == "train" else "train"], how, cache_dir)
+        pair = [checksum(raw), checksum(other)][:: 1 if split == "train" else -1]
+        return raw, raw.source, hashlib.sha256("".join(pair).encode()).hexdigest()
     if path.is_file():
         keys = []
         if path.suffix.lower() == ".npz":

@@ -65,7 +65,7 @@ class Served:
             "conditional": self.gen.conditional,
             "classes": list(self.gen.class_names),
             "resolution": self.gen.resolution,
-            "channels": getattr(self.gen.G, "channels", 1),
+            "channels": self.gen.G.channels,
             "step": self.gen.step,
             "has_run": self.run_dir is not None,
             "metrics": self.metrics(),
