@@ -65,6 +65,21 @@ fi
 echo "pip: fashiongan$extras (versions pinned by constraints.txt)"
 "${pip[@]}" -c constraints.txt -e ".$extras"
 
+# --test: torch-fidelity (the reference Inception network, and the library whose extractor API
+# the tests check) imports torchvision, and PyPI's torchvision does not import beside torch's CPU
+# build 2.13.0. Its tests run in a second venv with PyPI's torch 2.14.1 + torchvision 0.29.1 (a
+# CUDA build of ~5.6 GB that runs on the CPU; FIDELITY_VENV= skips it, and those tests then fail).
+FIDELITY_VENV="${FIDELITY_VENV-.venv-fidelity}"
+if [ -n "$extras" ] && [ -n "$FIDELITY_VENV" ]; then
+  [ -x "$FIDELITY_VENV/bin/python" ] || "$PYTHON" -m venv "$FIDELITY_VENV"
+  if ! "$FIDELITY_VENV/bin/python" -c "import torch_fidelity, fashiongan" 2>/dev/null; then
+    echo "pip: torch==2.14.1 torchvision==0.29.1 torch-fidelity into $FIDELITY_VENV (its tests)"
+    fpip=("$FIDELITY_VENV/bin/python" -m pip install -q --disable-pip-version-check)
+    "${fpip[@]}" torch==2.14.1 torchvision==0.29.1
+    "${fpip[@]}" -c constraints.txt -e ".[inception]"
+  fi
+fi
+
 if ! command -v apt-get >/dev/null 2>&1; then
   "$VENV/bin/fashiongan" download
 fi

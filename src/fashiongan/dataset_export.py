@@ -2,6 +2,7 @@
 NPZ, an IDX gz pair, the Kaggle CSV. Images come in as uint8 N×H×W; every output appears whole
 or not at all."""
 
+import csv
 import os
 import shutil
 import tempfile
@@ -26,11 +27,30 @@ FORMATS = ("png", "pngs", "npz", "idx", "csv")
 _EXT_FORMAT = {".png": "png", ".npz": "npz", ".csv": "csv"}
 
 
+LAYOUTS = ("classes", "flat")
+
+
+def _labels_table(tmp: Path, labels: np.ndarray, class_names: tuple[str, ...]) -> None:
+    """labels.csv (`file,label`, the class name) and classes.txt (one name per line, id order)
+    beside a flat folder's PNGs: `fashiongan train --data` reads the folder back labelled."""
+    with open(tmp / "labels.csv", "w", newline="") as f:
+        table = csv.writer(f)
+        table.writerow(["file", "label"])
+        table.writerows([f"{i:06d}.png", class_names[c]] for i, c in enumerate(labels))
+    (tmp / "classes.txt").write_text("".join(f"{name}\n" for name in class_names))
+
+
 def _export_png_folder(
-    out: Path, images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]
+    out: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: tuple[str, ...],
+    layout: str = "classes",
 ) -> list[Path]:
-    """One PNG per image under out/<id>_<name>/NNNNNN.png. Written into a hidden temporary
-    directory beside `out` and renamed at the end: `out` appears complete or not at all."""
+    """One PNG per image under out/<id>_<name>/NNNNNN.png, or with layout "flat" all in `out`
+    (what pytorch-fid, clean-fid and torch-fidelity read) with labels.csv + classes.txt beside
+    them when labelled. Written into a hidden temporary directory beside `out` and renamed at
+    the end: `out` appears complete or not at all."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FashionGANError(f"--out {out} exists and is not an empty directory; choose a new one")
     try:
@@ -46,10 +66,13 @@ def _export_png_folder(
     try:
         for i, (image, label) in enumerate(zip(images, labels)):
             name = class_names[label].replace("/", "-").replace(" ", "-") if label >= 0 else ""
-            sub = f"{label}_{name}" if label >= 0 else "unlabeled"
+            sub = "." if layout == "flat" else f"{label}_{name}" if label >= 0 else "unlabeled"
             (tmp / sub).mkdir(exist_ok=True)
             Image.fromarray(image).save(tmp / sub / f"{i:06d}.png", format="PNG")
             written.append(out / sub / f"{i:06d}.png")
+        if layout == "flat" and len(labels) and labels.min() >= 0:
+            _labels_table(tmp, labels, class_names)
+            written += [out / "labels.csv", out / "classes.txt"]
         os.replace(tmp, out)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -102,6 +125,7 @@ def export(
     fmt: str,
     class_names: tuple[str, ...],
     ncol: int = 10,
+    layout: str = "classes",
 ) -> list[Path]:
     """Write a synthetic data set; returns the files written. images uint8 N×H×W or N×3×H×W
     (NPZ and PNGs store colour channels last, as numpy and PIL load them; IDX and the Kaggle CSV
@@ -156,5 +180,5 @@ def export(
             raise
         return paths
     if fmt == "pngs":
-        return _export_png_folder(out, images, lab, class_names)
+        return _export_png_folder(out, images, lab, class_names, layout)
     raise FashionGANError(f"unknown --format {fmt!r}; choose one of: {', '.join(FORMATS)}")

@@ -3,3 +3,8 @@
 
 class FashionGANError(ValueError):
     """Bad input (file, flag, config, checkpoint). The CLI prints it as one line and exits 2."""
+
+
+class DataNotFound(FashionGANError):
+    """No Fashion-MNIST split on the search path (and no --data): evaluate can fall back on the
+    evaluator's shipped reference statistics for the metrics they serve."""

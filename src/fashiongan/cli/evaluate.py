@@ -67,6 +67,12 @@ def evaluate_parser(sub) -> None:
         "which trains a classifier for minutes)",
     )
     p.add_argument(
+        "--against",
+        metavar="SOURCE",
+        help="compare with this model or image set instead of the real split (any kind SOURCE "
+        "takes; a model is sampled with the same --seed and --num-samples; no floors)",
+    )
+    p.add_argument(
         "--num-samples",
         type=int,
         default=defaults.NUM_SAMPLES,
@@ -98,7 +104,9 @@ def evaluate_parser(sub) -> None:
     )
     p.add_argument("--data", help="real data directory or CSV (default: the usual search path)")
     p.add_argument(
-        "--evaluator", metavar="DIR", help="evaluator.pt + evaluator.json (default: shipped)"
+        "--evaluator",
+        metavar="DIR",
+        help="an evaluator directory (evaluator.json + weights; default: the shipped one)",
     )
     p.add_argument(
         "--force-evaluator",
@@ -136,7 +144,9 @@ def evaluator_parser(sub) -> None:
         "train",
         help="train an evaluator (Fashion-MNIST's recipe, or on --data: your own images)",
     )
-    t.add_argument("--out", required=True, help="directory for evaluator.pt + evaluator.json")
+    t.add_argument(
+        "--out", required=True, help="directory for evaluator.safetensors + evaluator.json"
+    )
     t.add_argument("--epochs", type=int, help="override the recipe's epochs")
     t.add_argument("--seed", type=seed_arg, help="override the recipe's seed")
     t.add_argument(
@@ -153,6 +163,12 @@ def evaluator_parser(sub) -> None:
     add_own_data_flags(t)
     i = actions.add_parser("info", help="print the evaluator's identity, recipe and accuracy")
     i.add_argument("dir", nargs="?", help="evaluator directory (default: the shipped one)")
+    s = actions.add_parser(
+        "stats",
+        help="write its reference statistics of the real splits (FID without the data set)",
+    )
+    s.add_argument("dir", nargs="?", help="evaluator directory (default: the shipped one)")
+    s.add_argument("--data", help="the evaluator's data (default: the usual search path)")
 
 
 def cmd_download(args) -> int:
@@ -195,10 +211,12 @@ def cmd_evaluate(args) -> int:
         memorization_samples=args.memorization_samples,
         cas_per_class=args.cas_per_class,
         force_evaluator=args.force_evaluator,
+        against=args.against,
     )
     p = result.results["provenance"]
+    versus = p.get("reference") if p["split"] == "against" else f"the real {p['split']} split"
     print(
-        f"\n{p['n_fake']} images vs the real {p['split']} split ({p['n_real']}), evaluator "
+        f"\n{p['n_fake']} images vs {versus} ({p['n_real']}), evaluator "
         f"{p['evaluator']}, {p['seconds']:.1f} s\n"
     )
     print(format_table(result.results))
@@ -209,8 +227,16 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_evaluator(args) -> int:
-    from fashiongan.metrics.evaluator import evaluator_for_data, load_evaluator
+    from fashiongan.metrics.evaluator import WEIGHTS_FILE, evaluator_for_data, load_evaluator
 
+    if args.action == "stats":
+        from fashiongan.metrics.offline import write_reference_stats
+
+        ev = load_evaluator(args.dir)
+        env = os.environ.get("FASHIONGAN_DATA")
+        path = write_reference_stats(ev, cache_dir_from_env(), args.data, env)
+        print(f"wrote {path} ({ev.id})")
+        return 0
     if args.action == "info":
         ev = load_evaluator(args.dir)
         info = ev.info
@@ -234,5 +260,5 @@ def cmd_evaluator(args) -> int:
     ev = evaluator_for_data(
         args.out, args.data, args.image_size, args.epochs, args.seed, cache_dir_from_env(), **own
     )
-    print(f"wrote {Path(args.out) / 'evaluator.pt'} ({ev.id}); use it with --evaluator {args.out}")
+    print(f"wrote {ev.directory / WEIGHTS_FILE} ({ev.id}); use it with --evaluator {args.out}")
     return 0

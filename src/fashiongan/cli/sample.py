@@ -17,6 +17,13 @@ def generate_parser(sub) -> None:
         help="png (grid) | pngs (folder per class) | npz | idx | csv "
         "(default: from --out's extension)",
     )
+    p.add_argument(
+        "--layout",
+        default="classes",
+        choices=["classes", "flat"],
+        help="pngs: a sub-folder per class, or flat: every PNG in --out with labels.csv beside, "
+        "as pytorch-fid, clean-fid and torch-fidelity read a folder (default: classes)",
+    )
     p.add_argument("--num-samples", type=int, default=100, help="images in all (default: 100)")
     p.add_argument("--per-class", type=int, help="images per class (overrides --num-samples)")
     p.add_argument("--seed", type=seed_arg, default=0, help="latent seed (default: 0)")
@@ -91,6 +98,8 @@ def cmd_generate(args) -> int:
 
     out = Path(args.out)
     fmt = infer_format(out, args.format)
+    if args.layout != "classes" and fmt != "pngs":
+        raise FashionGANError(f"--layout {args.layout} is for --format pngs, not {fmt}; drop it")
     for name, value in (
         ("--num-samples", args.num_samples),
         ("--batch-size", args.batch_size),
@@ -118,7 +127,7 @@ def cmd_generate(args) -> int:
         images = resize_images(images, args.size)
     ncol = args.per_class or min(n, 10)
     labels = None if y is None else y.numpy()
-    written = export(out, images.numpy(), labels, fmt, gen.class_names, ncol=ncol)
+    written = export(out, images.numpy(), labels, fmt, gen.class_names, ncol, args.layout)
     where = out if len(written) > 1 or fmt in ("idx", "pngs") else written[0]
     print(
         f"wrote {n} images ({fmt}, {images.shape[-1]}×{images.shape[-1]}) to {where} "

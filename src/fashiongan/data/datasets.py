@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from fashiongan.data.csv import read_csv
 from fashiongan.data.folder import is_own_layout
 from fashiongan.data.idx import read_idx
-from fashiongan.errors import FashionGANError
+from fashiongan.errors import DataNotFound, FashionGANError
 
 FASHION_CLASSES = (
     "t-shirt/top",
@@ -108,7 +108,7 @@ def find_data(data: str | None, split: str, env_dir: str | None = None) -> tuple
         if directory.is_dir() and (found := _split_files(directory, split)) is not None:
             return found
     where = ", ".join(str(p) for p in looked)
-    raise FashionGANError(
+    raise DataNotFound(
         f"no Fashion-MNIST {split} split found (looked in: {where}); fix with one of: "
         f"`apt-get install dataset-fashion-mnist`, `fashiongan download`, or `--data PATH`"
     )

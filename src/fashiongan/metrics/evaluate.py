@@ -179,10 +179,13 @@ def evaluate(
     write: bool = True,
     log: Callable[[str], None] = print,
     force_evaluator: bool = False,
+    against: str | Path | ImageSet | None = None,
 ) -> Evaluation:
     """Score a run directory, checkpoint, image-set file/folder (see metrics.sources) or an
     ImageSet. metrics: registry names (None: every fast metric that applies). A generator
-    trains CAS on cas_per_class fresh images per class; an image set on itself."""
+    trains CAS on cas_per_class fresh images per class; an image set on itself. against: a
+    second source of any of those kinds to compare with instead of the real split (a generator
+    is sampled with the same seed and count; no floors)."""
     start = time.perf_counter()
     if write:  # a report that cannot be written fails now, not after minutes of metrics
         out = (
@@ -201,11 +204,19 @@ def evaluate(
     n = len(image_set.images)
     wants_fid = metrics is None or "fid" in metrics
     if wants_fid and n < FID_MIN_SAMPLES:
+        floor = (
+            "" if against is not None else f" — the floor printed beside is computed at n={n} too"
+        )
         log(
             f"warning: FID on {n} images is biased upward (it falls as n grows); compare only "
-            f"scores at equal n — the floor printed beside is computed at n={n} too"
+            f"scores at equal n{floor}"
         )
     sample = featurize(image_set, evaluator)
+    other = None
+    if against is not None:
+        other_set, _ = _judged_set(against, num_samples, seed, ema, device, 1, log)
+        other = featurize(other_set, evaluator)
+        log(f"against {len(other)} images of {other.description}")
     log(f"evaluating {n} images of {image_set.description} with {evaluator.id}")
     results, artifacts = evaluate_set(
         sample,
@@ -221,6 +232,7 @@ def evaluate(
         cas_set=cas_set,
         device=device,
         force_evaluator=force_evaluator,
+        against=other,
     )
     results["provenance"]["seconds"] = round(time.perf_counter() - start, 2)
     if image_set.generator_step is not None:

@@ -5,8 +5,9 @@ input (channels, side, classes) and the data set's fingerprint recorded beside t
 
 The authors of FID advise a domain classifier for MNIST-like data (Heusel et al. 2017); ImageNet
 Inception features on upscaled 28×28 grayscale give an IS near 1 for every model. The shipped
-weights (`weights/evaluator.pt`) come from `fashiongan evaluator train` with the recipe recorded in
-`weights/evaluator.json`, beside their SHA-256, the data checksum and the measured test accuracy.
+weights (`weights/evaluator.safetensors`) come from `fashiongan evaluator train` with the recipe
+recorded in `weights/evaluator.json`, beside their SHA-256, the data checksum and the measured test
+accuracy. Evaluators written before 0.10 (`evaluator.pt`, loaded with weights_only) still load.
 """
 
 import dataclasses
@@ -24,10 +25,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fashiongan.errors import FashionGANError
-from fashiongan.fileio import atomic_save, atomic_write_bytes, sha256_file
+from fashiongan.fileio import atomic_write_bytes, sha256_file
 
 NAME = "fmnist-cnn"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_FILE = "evaluator.safetensors"
 EVAL_SIZE = 28  # the shipped evaluator sees 28×28; larger images are shrunk (antialiased) first
 # what an evaluator.json without "input" (the shipped one, and every one before 0.9) was made for
 FASHION_INPUT = {"channels": 1, "size": EVAL_SIZE, "n_classes": 10}
@@ -242,6 +244,7 @@ class Evaluator:
         self.id = f"{info.get('name', NAME)}-{self.sha256[:12]}"
         self.input = info.get("input", FASHION_INPUT)
         self.n_classes = self.input["n_classes"]
+        self.directory: Path | None = None  # where it was loaded from (its reference statistics)
 
     def features(self, images: torch.Tensor, batch_size: int = 1000):
         """uint8 N×H×W (any H=W, shrunk to 28) → (features N×F, logits N×10), float32 CPU."""
@@ -255,35 +258,49 @@ class Evaluator:
 
 
 def save_evaluator(directory: Path, net: EvaluatorNet, info: dict) -> Path:
-    """Write evaluator.pt (state dict, floating tensors stored as float16 to halve the shipped
+    """Write evaluator.safetensors (floating tensors stored as float16 to halve the shipped
     file; loading casts them back to float32) and evaluator.json (recipe, sha256, accuracy)."""
+    from safetensors.torch import save
+
     directory = Path(directory)
-    weights = directory / "evaluator.pt"
+    weights = directory / WEIGHTS_FILE
     state = {
         k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous()
         for k, v in net.state_dict().items()
     }
-    atomic_save(weights, lambda f: torch.save(state, f))
+    atomic_write_bytes(weights, save(state, {"format": "fashiongan-evaluator"}))
     info = {"name": NAME, **info, "sha256": sha256_file(weights), "file": weights.name}
     atomic_write_bytes(directory / "evaluator.json", (json.dumps(info, indent=2) + "\n").encode())
     return weights
 
 
+def _read_weights(path: Path) -> dict:
+    """A state dict from evaluator.safetensors, or from an evaluator.pt of before 0.10."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load
+
+        return load(path.read_bytes())
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def load_evaluator(directory: str | Path | None = None, verify: bool = True) -> Evaluator:
-    """Load evaluator.pt + evaluator.json from `directory` (default: the shipped weights),
+    """Load the weights + evaluator.json from `directory` (default: the shipped evaluator),
     refusing a file whose SHA-256 differs from the one recorded beside it."""
     directory = Path(directory) if directory is not None else WEIGHTS_DIR
-    meta_path, weights = directory / "evaluator.json", directory / "evaluator.pt"
-    if not meta_path.is_file() or not weights.is_file():
+    meta_path = directory / "evaluator.json"
+    if not meta_path.is_file():
         raise FashionGANError(
-            f"no evaluator in {directory} (expected evaluator.pt + evaluator.json); "
+            f"no evaluator in {directory} (expected {WEIGHTS_FILE} + evaluator.json); "
             f"train one with `fashiongan evaluator train --out {directory}`"
         )
     try:
         info = json.loads(meta_path.read_text())
         recipe = Recipe.from_dict(info["recipe"])
+        weights = directory / Path(info.get("file", "evaluator.pt")).name
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise FashionGANError(f"{meta_path}: not an evaluator description ({e})") from None
+    if not weights.is_file():
+        raise FashionGANError(f"{directory}: {weights.name} (named in evaluator.json) is missing")
     digest = sha256_file(weights)
     if verify and digest != info.get("sha256"):
         raise FashionGANError(
@@ -292,10 +309,13 @@ def load_evaluator(directory: str | Path | None = None, verify: bool = True) -> 
         )
     net = build_net(recipe, info.get("input", FASHION_INPUT))
     try:
-        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    except (RuntimeError, ValueError) as e:
-        raise FashionGANError(f"{weights}: cannot load the evaluator ({e})") from None
-    return Evaluator(net, info)
+        net.load_state_dict(_read_weights(weights))  # float16 tensors are cast on copy
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one line, not a traceback
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise FashionGANError(f"{weights}: cannot load the evaluator ({first})") from None
+    evaluator = Evaluator(net, info)
+    evaluator.directory = directory
+    return evaluator
 
 
 def train_evaluator(

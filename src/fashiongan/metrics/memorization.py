@@ -3,8 +3,13 @@ difference on the [0, 1] scale) and in evaluator feature space (Euclidean), and 
 near-copies: samples closer to the training set than all but 1% of real unseen (test) images are.
 A GAN that copies its data scores a near-copy share far above the real floor of 0.01."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
+
+from fashiongan.fileio import atomic_write_bytes
 
 CHUNK = 1024
 NEAR_COPY_QUANTILE = 0.01
@@ -58,3 +63,19 @@ def memorization(
 
 def near_copy_threshold(test_to_train: torch.Tensor) -> float:
     return float(torch.quantile(test_to_train.double(), NEAR_COPY_QUANTILE))
+
+
+def cached_near_copy_threshold(train, test, cache_dir: Path, log=print) -> float:
+    """near_copy_threshold of the real test → train pixel distances (FeatureSets), cached per
+    data (a JSON file under cache_dir/eval)."""
+    path = Path(cache_dir) / "eval" / f"near-copy-{train.checksum[:16]}-{test.checksum[:16]}.json"
+    if path.is_file():
+        try:
+            return float(json.loads(path.read_text())["threshold"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    log("memorization: test → train nearest-neighbour distances (once, then cached)")
+    distances, _ = pixel_nn(test.images, train.images)
+    threshold = near_copy_threshold(distances)
+    atomic_write_bytes(path, json.dumps({"threshold": threshold}).encode())
+    return threshold

@@ -3,9 +3,11 @@ evaluator's identity and the split's data checksum so a changed model or data se
 stale numbers."""
 
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fashiongan.data.datasets import ImageDataset, balanced_subset, load_dataset
@@ -93,7 +95,10 @@ def reference_radii(
     real: FeatureSet, evaluator: Evaluator, cache_dir: Path, split: str, k: int
 ) -> torch.Tensor:
     """Each real feature's k-th nearest-neighbour distance (the PRDC manifold radii), cached
-    beside the features: for the 60k train split this is the costly half of PRDC."""
+    beside the features: for the 60k train split this is the costly half of PRDC. A set with no
+    checksum (a given set, --against) is not cached."""
+    if not real.checksum:
+        return kth_neighbour_distance(real.features, k)
     path = _cache_path(Path(cache_dir), evaluator, split, real.checksum).with_suffix(f".k{k}.pt")
     if path.is_file():
         try:
@@ -135,3 +140,52 @@ def check_fits(sample: FeatureSet, evaluator: Evaluator, data: str | None) -> No
             f"{evaluator.id} was trained on {evaluator.info['data']}; pass that data set with "
             "--data so the real images come from it"
         )
+
+
+# The evaluator's statistics of the real splits, shipped beside its weights so FID works where the
+# data set is not installed. KID, precision/recall, SWD, per-class FID and memorization need the
+# real features themselves, CAS the real images: they still need the data.
+STATS_FILE = "reference-stats.safetensors"
+STATS_FORMAT = "fashiongan-reference-stats"
+OFFLINE_METRICS = ("fid", "is", "label_accuracy", "class_histogram")
+
+
+@dataclass
+class ReferenceStats:
+    """A real split as the evaluator's feature mean and covariance (float64), without images.
+    floors: the real-vs-real floors of OFFLINE_METRICS by judged-set size (str(n) → values)."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    n: int
+    checksum: str
+    source: str
+    floors: dict
+
+
+def shipped_stats(evaluator: Evaluator, split: str) -> ReferenceStats | None:
+    """The evaluator's statistics of `split` (None when it has none), refusing a file written
+    for other weights."""
+    from safetensors import SafetensorError, safe_open
+
+    path = evaluator.directory / STATS_FILE if evaluator.directory else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        with safe_open(path, framework="np") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != STATS_FORMAT or f"{split}.mu" not in f.keys():
+                return None
+            mu, sigma = f.get_tensor(f"{split}.mu"), f.get_tensor(f"{split}.sigma")
+        stats = ReferenceStats(
+            mu, sigma, int(meta[f"{split}.n"]), meta[f"{split}.checksum"],
+            meta[f"{split}.source"], json.loads(meta[f"{split}.floors"]),
+        )  # fmt: skip
+    except (OSError, SafetensorError, KeyError, ValueError) as e:
+        raise FashionGANError(f"{path}: unreadable reference statistics ({e})") from None
+    if meta.get("evaluator_sha256") != evaluator.sha256:
+        raise FashionGANError(
+            f"{path}: written for evaluator weights {meta.get('evaluator_sha256', '?')[:12]}…, "
+            f"not {evaluator.id}; rewrite it with `fashiongan evaluator stats`"
+        )
+    return stats

@@ -6,7 +6,6 @@ features) returning flat, JSON-ready values; the registry's keys feed `--metrics
 """
 
 import dataclasses
-import datetime
 import hashlib
 import io
 import json
@@ -18,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fashiongan._version import __version__
-from fashiongan.errors import FashionGANError
+from fashiongan.errors import DataNotFound, FashionGANError
 from fashiongan.fileio import atomic_save, atomic_write_bytes
 from fashiongan.metrics import cas as cas_mod
 from fashiongan.metrics.defaults import (
@@ -38,19 +36,23 @@ from fashiongan.metrics.evaluator import (
     build_net,
     train_classifier,
 )
-from fashiongan.metrics.fid import class_fid, fid
+from fashiongan.metrics.fid import class_fid, fid, frechet_distance, gaussian_stats
 from fashiongan.metrics.inception_score import inception_score
 from fashiongan.metrics.kid import kid
 from fashiongan.metrics.label_accuracy import class_histogram, label_accuracy
-from fashiongan.metrics.memorization import memorization, near_copy_threshold, pixel_nn
+from fashiongan.metrics.memorization import cached_near_copy_threshold, memorization
 from fashiongan.metrics.order import canonical_order
 from fashiongan.metrics.precision_recall import prdc
+from fashiongan.metrics.provenance import provenance
 from fashiongan.metrics.reference import (
+    OFFLINE_METRICS,
     FeatureSet,
+    ReferenceStats,
     balanced_draw,
     check_fits,
     real_features,
     reference_radii,
+    shipped_stats,
 )
 from fashiongan.metrics.swd import swd
 from fashiongan.registry import Registry
@@ -79,6 +81,8 @@ class Context:
     cas_set: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None
     device: torch.device | str = "cpu"  # where CAS classifiers train
     notes: list[str] = field(default_factory=list)  # what a metric adapted, for the report
+    # the reference as shipped statistics (no data set here): FID reads these, not features
+    reference_stats: ReferenceStats | None = None
 
     @property
     def n_classes(self) -> int:
@@ -110,6 +114,9 @@ def _metric(name: str, keys: tuple[str, ...], summary: str, **flags):
 
 @_metric("fid", ("fid",), "Fréchet distance of evaluator features to the reference split")
 def _fid(ctx: Context) -> dict:
+    if (stats := ctx.reference_stats) is not None:
+        own = gaussian_stats(ctx.sample.features)
+        return {"fid": frechet_distance(*own, stats.mu, stats.sigma)}
     return {"fid": fid(ctx.sample.features, ctx.reference.features)}
 
 
@@ -196,22 +203,6 @@ def _class_histogram(ctx: Context) -> dict:
     return out
 
 
-def _near_copy_threshold(ctx: Context) -> float:
-    """1% quantile of real test → train RMS pixel distances, cached per evaluator and data."""
-    train, test = ctx.real("train"), ctx.real("test")
-    path = ctx.cache_dir / "eval" / f"near-copy-{train.checksum[:16]}-{test.checksum[:16]}.json"
-    if path.is_file():
-        try:
-            return float(json.loads(path.read_text())["threshold"])
-        except (ValueError, KeyError, TypeError):
-            pass
-    ctx.log("memorization: test → train nearest-neighbour distances (once, then cached)")
-    distances, _ = pixel_nn(test.images, train.images)
-    threshold = near_copy_threshold(distances)
-    atomic_write_bytes(path, json.dumps({"threshold": threshold}).encode())
-    return threshold
-
-
 @_metric(
     "memorization",
     ("nn_pixel", "nn_feature", "near_copies"),
@@ -224,7 +215,11 @@ def _memorization(ctx: Context) -> dict:
     g = torch.Generator().manual_seed(ctx.seed)
     pick = torch.randperm(len(s), generator=g)[:n].sort().values
     out = memorization(
-        s.images[pick], s.features[pick], train.images, train.features, _near_copy_threshold(ctx)
+        s.images[pick],
+        s.features[pick],
+        train.images,
+        train.features,
+        cached_near_copy_threshold(train, ctx.real("test"), ctx.cache_dir, ctx.log),
     )
     d, nearest = out.pop("pixel_distances"), out.pop("nearest_index")
     closest = d.argsort()[:16]
@@ -291,13 +286,22 @@ def _cas(ctx: Context) -> dict:
 
 
 def applicable(
-    names: list[str] | None, labelled: bool, n: int | None = None, notes: list | None = None
+    names: list[str] | None,
+    labelled: bool,
+    n: int | None = None,
+    notes: list | None = None,
+    allowed: tuple[tuple[str, ...], str] | None = None,
 ) -> list[str]:
-    """The metrics to compute for n judged images: `names` as asked (labels and n permitting;
-    else a one-line error), or every fast metric that applies (what n rules out is noted)."""
+    """The metrics to compute for n judged images: `names` as asked (labels, n and `allowed`
+    permitting; else a one-line error), or every fast metric that applies (what n or `allowed`
+    rules out is noted). allowed: (the names the reference serves, why only those)."""
     if names is None:
         chosen = [m for m in METRICS.names() if not METRICS.get(m).slow and (
             labelled or not METRICS.get(m).needs_labels)]  # fmt: skip
+        if allowed is not None:
+            if notes is not None and (out := [m for m in chosen if m not in allowed[0]]):
+                notes.append(f"left out: {', '.join(out)} ({allowed[1]})")
+            chosen = [m for m in chosen if m in allowed[0]]
         too_few = [m for m in chosen if n is not None and n < METRICS.get(m).min_samples]
         if too_few and notes is not None:
             notes.append(
@@ -307,6 +311,8 @@ def applicable(
         return [m for m in chosen if m not in too_few]
     for m in names:
         metric = METRICS.get(m)
+        if allowed is not None and m not in allowed[0]:
+            raise FashionGANError(f"--metrics {m}: {allowed[1]}; drop it")
         if metric.needs_labels and not labelled:
             raise FashionGANError(
                 f"--metrics {m} needs labelled images (a conditional model, or a data set with "
@@ -339,6 +345,15 @@ def floor_sample(real: Callable[[str], FeatureSet], reference_split: str, n: int
 def floors(names: list[str], ctx: Context, n: int) -> dict:
     """The real-vs-real value of each metric at sample size n, cached (JSON) per evaluator,
     reference data and n. CAS's floor is the real-data baseline (ratio 1)."""
+    if (stats := ctx.reference_stats) is not None:  # no data set here: the shipped floors
+        shipped = stats.floors.get(str(n))
+        if shipped is None:
+            ctx.notes.append(
+                f"no real-vs-real floors: the shipped statistics hold them for "
+                f"{', '.join(stats.floors) or 'no'} images, the data set is needed for {n}"
+            )
+            return {}
+        return {k: shipped[k] for m in names for k in METRICS.get(m).keys if k in shipped}
     ref = ctx.reference
     name = f"floors-{ctx.reference_split}-{ref.checksum[:16]}-n{n}.json"
     path = ctx.cache_dir / "eval" / ctx.evaluator.id / name
@@ -380,40 +395,41 @@ def make_real_loader(
     return real
 
 
-def _provenance(ctx: Context, names, reference: str, memorization_samples: int, start) -> dict:
-    """What produced a result: evaluator, metrics, sets, settings, versions, time."""
-    sample, evaluator, seed = ctx.sample, ctx.evaluator, ctx.seed
-    return {
-        "evaluator": evaluator.id,
-        "evaluator_test_accuracy": evaluator.info.get("test_accuracy"),
-        "metrics": names,
-        "source": sample.description,
-        "n_fake": len(sample),
-        "n_real": len(ctx.reference),
-        "split": reference,
-        "reference_checksum": ctx.reference.checksum,
-        # a user's data set: which data and which part of it the evaluator and reals are
-        **(
-            {"reference": ctx.reference.description, "evaluator_data": evaluator.info["data"]}
-            if "data" in evaluator.info
-            else {}
-        ),
-        "floor": f"{len(sample)} class-balanced real images of the "
-        f"{'train' if reference == 'test' else 'test'} split (seed {FLOOR_SEED}) vs the "
-        f"reference; label accuracy and memorization on real test images; cas: the same "
-        f"recipe trained on real images",
-        "labels": "given" if sample.labels is not None else "none",
-        "seed": seed,
-        "prdc_k": PRDC_K,
-        "kid_subsets": [KID_SUBSETS, KID_SUBSET_SIZE],
-        "is_splits": IS_SPLITS,
-        "memorization_samples": min(len(sample), memorization_samples),
-        "notes": ctx.notes,
-        "version": __version__,
-        "torch": torch.__version__,
-        "seconds": round(time.perf_counter() - start, 2),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+AGAINST_LEFT_OUT = ("memorization", "cas")  # they need the real train/test splits
+
+
+def _reference(real, reference, evaluator, data, against, notes):
+    """(the reference FeatureSet, its shipped statistics or None, allowed metrics or None): a
+    given set (--against), the real split, or — the data set not installed, Fashion-MNIST's
+    own search path — the evaluator's shipped statistics of the split."""
+    if against is not None:
+        allowed = [m for m in METRICS.names() if m not in AGAINST_LEFT_OUT]
+        why = "not with --against: memorization and cas score against the real splits"
+        if against.labels is None:
+            allowed.remove("class_fid")
+            why += "; class_fid needs labels on the --against set"
+        return against, None, (tuple(allowed), why)
+    try:
+        return real(reference), None, None
+    except DataNotFound as e:
+        stats = shipped_stats(evaluator, reference) if data is None else None
+        if stats is None:
+            raise
+        missing = str(e).split(";")[0]
+        why = (
+            f"only {', '.join(OFFLINE_METRICS)} work from the evaluator's shipped statistics; "
+            f"the others need the real images ({missing}: `apt-get install "
+            "dataset-fashion-mnist`, `fashiongan download` or --data PATH)"
+        )
+        notes.append(f"the real {reference} split is not installed here; FID uses the evaluator's "
+                     f"shipped statistics of it ({stats.source})")  # fmt: skip
+        empty = FeatureSet(
+            torch.zeros(0, evaluator.input["size"], evaluator.input["size"], dtype=torch.uint8),
+            None, torch.zeros(0, len(stats.mu)), torch.zeros(0, evaluator.n_classes),
+            f"the evaluator's shipped statistics of the real {reference} split ({stats.n} "
+            "images; the data set is not installed here)", stats.checksum,
+        )  # fmt: skip
+        return empty, stats, (OFFLINE_METRICS, why)
 
 
 def evaluate_set(
@@ -432,40 +448,34 @@ def evaluate_set(
     cas_set: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None,
     device: torch.device | str = "cpu",
     force_evaluator: bool = False,
+    against: FeatureSet | None = None,
 ) -> tuple[dict, dict]:
-    """Score `sample` against the real `reference` split. Returns (results, artifacts): results
-    holds the flat metric keys, `floors` (same keys, real vs real) and `provenance`."""
+    """Score `sample` against the real `reference` split, or against the set `against` (no
+    floors then). Returns (results, artifacts): results holds the flat metric keys, `floors`
+    (same keys, real vs real) and `provenance`."""
     if reference not in REFERENCE_SPLITS:
         raise FashionGANError(
             f"--reference {reference!r}; choose one of: {', '.join(REFERENCE_SPLITS)}"
         )
     notes: list[str] = []
     check_fits(sample, evaluator, data)
-    names = applicable(names, sample.labels is not None, len(sample), notes)
+    real = make_real_loader(evaluator, Path(cache_dir), data, env_dir)
+    ref, stats, allowed = _reference(real, reference, evaluator, data, against, notes)
+    names = applicable(names, sample.labels is not None, len(sample), notes, allowed)
     # metrics that split or subsample see one order whatever order the set came in
     order = canonical_order(sample.images, sample.labels)
     sample = sample.subset(order, sample.description, sample.checksum)
-    real = make_real_loader(evaluator, Path(cache_dir), data, env_dir)
+    split = "against" if against is not None else reference
     ctx = Context(
-        sample,
-        real(reference),
-        reference,
-        evaluator,
-        real,
-        Path(cache_dir),
-        seed,
-        log,
-        memorization_samples=memorization_samples,
-        cas_recipe=cas_recipe,
-        cas_set=cas_set,
-        device=device,
-        notes=notes,
-    )
+        sample, ref, split, evaluator, real, Path(cache_dir), seed, log,
+        memorization_samples=memorization_samples, cas_recipe=cas_recipe, cas_set=cas_set,
+        device=device, notes=notes, reference_stats=stats,
+    )  # fmt: skip
     known = (evaluator.info.get("train_checksum"), evaluator.info.get("test_checksum"))
-    if ctx.reference.checksum not in known:
+    if against is None and ref.checksum not in known:
         what = (
             f"{evaluator.id} was trained on other data than this reference split "
-            f"({ctx.reference.description}); train an evaluator on this data "
+            f"({ref.description}); train an evaluator on this data "
             f"(`fashiongan evaluator train --data ... --out EV`) and pass --evaluator EV"
         )
         if not force_evaluator:
@@ -474,6 +484,7 @@ def evaluate_set(
         notes.append(f"forced: {what}")
     start = time.perf_counter()
     values = compute(names, ctx)
+    with_floors = with_floors and against is None
     floor_values = floors(names, ctx, len(sample)) if with_floors else {}
     if "cas" in names:
         floor_values.update(cas=values["cas_real"], cas_ratio=1.0)
@@ -482,6 +493,6 @@ def evaluate_set(
     results = {
         **values,
         "floors": floor_values,
-        "provenance": _provenance(ctx, names, reference, memorization_samples, start),
+        "provenance": provenance(ctx, names, split, memorization_samples, start),
     }
     return results, ctx.artifacts

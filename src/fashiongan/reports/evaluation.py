@@ -172,6 +172,13 @@ def write_report(
     return written
 
 
+def _reference_line(p: dict) -> str:
+    if p["split"] == "against":
+        return f"{p['reference']} ({p['n_real']} images)"
+    where = f"real {p['split']} split" if "reference" not in p else p["reference"]
+    return f"{where} ({p['n_real']} images, checksum `{p['reference_checksum'][:16]}`)"
+
+
 def render_markdown(results: dict, figures: list[str], class_names) -> str:
     p = results["provenance"]
     lines = [
@@ -179,8 +186,7 @@ def render_markdown(results: dict, figures: list[str], class_names) -> str:
         "",
         f"- source: {p['source']}",
         f"- evaluator: `{p['evaluator']}` (test accuracy {p['evaluator_test_accuracy']})",
-        f"- reference: real {p['split']} split ({p['n_real']} images, checksum "
-        f"`{p['reference_checksum'][:16]}`); judged images: {p['n_fake']}; seed {p['seed']}",
+        f"- reference: {_reference_line(p)}; judged images: {p['n_fake']}; seed {p['seed']}",
         f"- floor: {p['floor']}",
         f"- fashiongan {p['version']}, torch {p['torch']}, {p['time']}, {p['seconds']} s",
         *[f"- note: {n}" for n in p.get("notes", [])],
