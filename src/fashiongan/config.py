@@ -328,6 +328,12 @@ class LogConfig:
     evaluator: str | None = _f(
         None, "evaluator directory for --eval-every and compare (default: the shipped one)"
     )
+    tensorboard: bool = _f(
+        False,
+        "also write TensorBoard event files (every metrics.jsonl column, the grids, the config) "
+        "into RUN/tensorboard (the tensorboard extra)",
+        omit_default=True,
+    )
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The `fashiongan` command: train, generate, interpolate, export, serve, download, evaluate,
-evaluator, compare, sweep, augment-gain, presets. One module per family of subcommands; this one
-builds the parser and dispatches.
+evaluator, compare, sweep, augment-gain, tensorboard, presets. One module per family of
+subcommands; this one builds the parser and dispatches.
 
 Only this package reads argv and the environment ($FASHIONGAN_DATA, $FASHIONGAN_CACHE). Every
 FashionGANError becomes one line on stderr and exit status 2. `fashiongan --help` loads no torch:
@@ -30,6 +30,7 @@ from fashiongan.cli.sample import (
     interpolate_parser,
     serve_parser,
 )
+from fashiongan.cli.tracking import cmd_tensorboard, tensorboard_parser
 from fashiongan.cli.train import (
     augment_gain_parser,
     cmd_augment_gain,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare_parser(sub)
     sweep_parser(sub)
     augment_gain_parser(sub)
+    tensorboard_parser(sub)
     sub.add_parser("presets", help="list the named training recipes")
     return parser
 
@@ -79,6 +81,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "sweep": cmd_sweep,
     "augment-gain": cmd_augment_gain,
+    "tensorboard": cmd_tensorboard,
     "presets": cmd_presets,
 }
 

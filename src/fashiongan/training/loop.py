@@ -314,8 +314,9 @@ class Trainer:
                 self.run_dir / "config.json", (json.dumps(to_dict(cfg), indent=2) + "\n").encode()
             )
         mon = Monitor(
-            self.run_dir, self.planned, self.step, log.progress, self.resumed_from, writer=main
-        )
+            self.run_dir, self.planned, self.step, log.progress, self.resumed_from, writer=main,
+            tensorboard=to_dict(cfg) if log.tensorboard else None,
+        )  # fmt: skip
         self.G.train()
         self.D.train()
         nimg_start = self.nimg
@@ -400,7 +401,7 @@ class Trainer:
             (log.sample_every and self.step % log.sample_every == 0)
             or (not log.sample_every and epoch_ended)
         ):
-            self.write_grid()
+            mon.grid(self.write_grid(), self.step)
             plot_training(mon.train_records(), self.run_dir / "plots")
         if (log.ckpt_every and self.step % log.ckpt_every == 0) or (
             not log.ckpt_every and epoch_ended
@@ -422,6 +423,7 @@ class Trainer:
         grid = None
         if self.ranks.main:
             grid = self.write_grid()
+            mon.grid(grid, self.step)
             plot_training(mon.train_records(), self.run_dir / "plots")
             evaluated = any(r.get("step") == self.step and "fid" in r for r in mon.records)
             if self.cfg.log.eval_every and not interrupted and not evaluated:

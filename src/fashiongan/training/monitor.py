@@ -22,10 +22,20 @@ class Monitor:
         progress: bool,
         resume_step: int | None = None,
         writer: bool = True,
+        tensorboard: dict | None = None,
     ):
         """writer=False (ranks other than 0 under torchrun): keeps the rows in memory, writes
-        and prints nothing."""
+        and prints nothing. tensorboard: the run's config, to mirror everything into
+        RUN/tensorboard event files too (--tensorboard)."""
         self.metrics_path = run_dir / "metrics.jsonl"
+        self.tb = None
+        if tensorboard is not None and writer:
+            from fashiongan.tracking import SUBDIR, TensorBoardWriter
+
+            purge = None if resume_step is None else resume_step + 1
+            self.tb = TensorBoardWriter(run_dir / SUBDIR, purge_step=purge)
+            if resume_step is None:
+                self.tb.config(tensorboard)
         self.records: list[dict] = []
         self.writer = writer
         if resume_step is not None and self.metrics_path.exists():
@@ -55,6 +65,8 @@ class Monitor:
         self._metrics.close()
         self._rewrite(last_step)
         self._metrics = open(self.metrics_path, "a", encoding="utf-8")
+        if self.tb is not None:
+            self.tb.restart(last_step + 1)
         self.bar.n = last_step
         self.bar.refresh()
 
@@ -64,12 +76,19 @@ class Monitor:
             return
         self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
+        if self.tb is not None:
+            self.tb.scalars(row)
         if "loss_d" not in row:  # an --eval-every row
             return
         self.bar.set_postfix_str(
             f"D {row['loss_d']:.3f} G {row['loss_g']:.3f} {row['img_per_s']:.0f} img/s",
             refresh=False,
         )
+
+    def grid(self, path: Path, step: int) -> None:
+        """A class × seed grid just written: into the TensorBoard events too."""
+        if self.tb is not None:
+            self.tb.image(path, step)
 
     def train_records(self) -> list[dict]:
         return [r for r in self.records if "loss_d" in r]
@@ -87,6 +106,8 @@ class Monitor:
 
     def close(self) -> None:
         self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
         for f in (self._metrics, self._log):
             if f is not None:
                 f.close()

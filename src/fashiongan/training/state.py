@@ -31,7 +31,15 @@ from fashiongan.training.step import STAT_KEYS
 SKIP_LIMIT = 100
 
 # what a run writes into its directory: a fresh run refuses a folder holding any of them
-RUN_ARTEFACTS = ("config.json", "log.txt", "metrics.jsonl", "checkpoints", "samples", "plots")
+RUN_ARTEFACTS = (
+    "config.json",
+    "log.txt",
+    "metrics.jsonl",
+    "checkpoints",
+    "samples",
+    "plots",
+    "tensorboard",
+)
 
 
 def check_fresh_run_dir(run_dir: Path) -> None:
