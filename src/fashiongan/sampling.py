@@ -20,6 +20,7 @@ from fashiongan.checkpoint import load_checkpoint, load_weights, resolve_checkpo
 from fashiongan.data.datasets import parse_class, to_uint8
 from fashiongan.errors import FashionGANError
 from fashiongan.imaging import display_scale, label_rows, make_grid
+from fashiongan.model_card import is_model_dir, weights_of
 from fashiongan.model_export import is_portable, read_generator
 from fashiongan.models.build import generator_from_state
 
@@ -166,7 +167,10 @@ class LoadedGenerator:
 def load_generator(
     path: str | os.PathLike, ema: bool = True, device: str | torch.device = "cpu"
 ) -> LoadedGenerator:
-    """A run directory or checkpoint → LoadedGenerator (G_ema when present and ema=True)."""
+    """A run directory, checkpoint, exported .safetensors or model directory (`export --format
+    dir`) → LoadedGenerator (G_ema when present and ema=True)."""
+    if is_model_dir(Path(path)):
+        path = weights_of(Path(path))
     if is_portable(Path(path)):
         ckpt_path, state = Path(path), upgrade(read_generator(path))
     else:

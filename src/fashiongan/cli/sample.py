@@ -62,13 +62,17 @@ def export_parser(sub) -> None:
         "export", help="write a trained generator as a portable, code-free weights file"
     )
     p.add_argument("source", help="run directory or checkpoint file")
-    p.add_argument("--out", required=True, help="output file, e.g. generator.safetensors")
+    p.add_argument(
+        "--out", required=True, help="generator.safetensors, generator.onnx or a new directory"
+    )
     p.add_argument(
         "--format",
         default="safetensors",
-        choices=["safetensors"],
-        help="safetensors: G's weights with the run's settings as metadata; `generate`, "
-        "`evaluate` and load_generator() read it back (default: safetensors)",
+        choices=["safetensors", "onnx", "dir"],
+        help="safetensors: G's weights with the run's settings as metadata; onnx: a graph for "
+        "ONNX Runtime (dynamic batch; the onnx extra); dir: a model directory with weights, "
+        "config.json and a model card (README.md). `generate`, `evaluate`, `serve` and "
+        "load_generator() read safetensors and dir (default: safetensors)",
     )
     ema_flag(p, "export")
 
@@ -143,7 +147,34 @@ def cmd_export(args) -> int:
 
     ckpt = resolve_checkpoint(args.source)
     state = load_checkpoint(ckpt)
-    load_generator(ckpt, ema=args.ema)  # the weights must fit their model before they leave
+    gen = load_generator(ckpt, ema=args.ema)  # the weights must fit their model before they leave
+    what = f"{'EMA' if args.ema and state.get('G_ema') is not None else 'raw'} generator"
+    if args.format == "onnx":
+        from fashiongan.onnx_export import TOLERANCE, export_onnx
+
+        check = export_onnx(gen, args.out)
+        print(
+            f"wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.2f} MB, {what} of step "
+            f"{state['step']}); "
+            + (
+                f"ONNX Runtime matches PyTorch on {check['samples']} samples: max |Δ| "
+                f"{check['max_abs_diff']:.1e} (tolerance {TOLERANCE:g})"
+                if check
+                else "not checked: onnxruntime is not installed"
+            )
+        )
+        return 0
+    if args.format == "dir":
+        from fashiongan.model_card import export_model_dir
+
+        metrics = _run_metrics(ckpt, int(state["step"]))
+        out = export_model_dir(state, args.out, ema=args.ema, metrics=metrics)
+        print(
+            f"wrote {out}/ (model.safetensors, config.json, README.md"
+            f"{', metrics.json' if metrics else ''}; {what} of step {state['step']}); load it "
+            f"with fashiongan.load_generator({str(out)!r}) or fashiongan serve {out}"
+        )
+        return 0
     ema = export_generator(state, args.out, ema=args.ema)
     size = Path(args.out).stat().st_size
     print(
@@ -152,6 +183,20 @@ def cmd_export(args) -> int:
         f"fashiongan.load_generator({str(args.out)!r})"
     )
     return 0
+
+
+def _run_metrics(ckpt: Path, step: int) -> dict | None:
+    """RUN/eval/metrics.json of the checkpoint's run, when it scored this step's generator."""
+    import json
+
+    path = ckpt.parent.parent / "eval" / "metrics.json"
+    if ckpt.parent.name != "checkpoints" or not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return metrics if metrics.get("provenance", {}).get("generator_step") == step else None
 
 
 def cmd_serve(args) -> int:

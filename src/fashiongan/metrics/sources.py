@@ -20,8 +20,8 @@ from fashiongan.data.idx import read_idx
 from fashiongan.errors import FashionGANError
 
 KINDS = (
-    "a run directory, a checkpoint (.pt), a generator (.safetensors), .npz, an IDX images file, "
-    ".csv or a PNG folder"
+    "a run directory, a checkpoint (.pt), a generator (.safetensors), a model directory, .npz, "
+    "an IDX images file, .csv or a PNG folder"
 )
 
 
@@ -247,8 +247,12 @@ def _read_png_folder(path: Path) -> ImageSet:
 
 
 def is_generator_source(path: Path) -> bool:
-    return path.suffix in (".pt", ".safetensors") or (
-        path.is_dir() and (path / "checkpoints").is_dir()
+    from fashiongan.model_card import is_model_dir
+
+    return (
+        path.suffix in (".pt", ".safetensors")
+        or (path.is_dir() and (path / "checkpoints").is_dir())
+        or is_model_dir(path)
     )
 
 

@@ -30,6 +30,7 @@ from fashiongan.data.datasets import parse_class
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import read_metrics
 from fashiongan.imaging import display_scale, encode_interpolation, make_grid, png_bytes
+from fashiongan.model_card import is_model_dir
 from fashiongan.sampling import LoadedGenerator, interpolation_frames, latents
 
 STATIC = Path(__file__).parent / "static"
@@ -46,8 +47,11 @@ class Served:
     run_dir: Path | None  # the run directory, when the model was given as one
 
     def metrics(self) -> dict | None:
-        """The summary of `fashiongan evaluate` (RUN/eval/metrics.json), if it was run."""
+        """The summary of `fashiongan evaluate` (RUN/eval/metrics.json, or a model directory's
+        metrics.json), if it was run."""
         path = self.run_dir / "eval" / "metrics.json" if self.run_dir else None
+        if path is None and self.source.is_dir():
+            path = self.source / "metrics.json"
         if path is None or not path.is_file():
             return None
         try:
@@ -176,7 +180,7 @@ class Service:
         if not generators:
             raise FashionGANError("serve needs at least one run directory or checkpoint")
         self.served = {
-            mid: Served(mid, src, gen, src if src.is_dir() else None)
+            mid: Served(mid, src, gen, src if src.is_dir() and not is_model_dir(src) else None)
             for mid, (src, gen) in zip(model_ids([s for s, _ in generators]), generators)
         }
         self.max_n = max_n
