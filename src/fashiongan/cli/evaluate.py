@@ -73,6 +73,20 @@ def evaluate_parser(sub) -> None:
         "takes; a model is sampled with the same --seed and --num-samples; no floors)",
     )
     p.add_argument(
+        "--features",
+        default="evaluator",
+        choices=["evaluator", "inception"],
+        help="inception: FID, KID, IS and precision/recall in ImageNet Inception-v3 space too, "
+        "comparable with papers (beside the evaluator's, never instead; the inception extra; "
+        "minutes on a CPU) (default: evaluator)",
+    )
+    p.add_argument(
+        "--inception-weights",
+        metavar="FILE",
+        help="a local copy of torch-fidelity's weights-inception-2015-12-05-6726825d.pth "
+        "(default: downloaded once into the cache; the SHA-256 is checked either way)",
+    )
+    p.add_argument(
         "--num-samples",
         type=int,
         default=defaults.NUM_SAMPLES,
@@ -195,6 +209,10 @@ def cmd_evaluate(args) -> int:
         raise FashionGANError(
             f"--memorization-samples {args.memorization_samples}: must be at least 1"
         )
+    if args.inception_weights and args.features != "inception":
+        raise FashionGANError(
+            "--inception-weights is for --features inception; add that or drop it"
+        )
     result = evaluate(
         args.source,
         metrics=args.metrics,
@@ -212,6 +230,8 @@ def cmd_evaluate(args) -> int:
         cas_per_class=args.cas_per_class,
         force_evaluator=args.force_evaluator,
         against=args.against,
+        inception=args.features == "inception",
+        inception_weights=args.inception_weights,
     )
     p = result.results["provenance"]
     versus = p.get("reference") if p["split"] == "against" else f"the real {p['split']} split"

@@ -161,6 +161,25 @@ def _judged_set(source, num_samples, seed, ema, device, cas_per_class, log, size
     return image_set, cas_set
 
 
+def _add_inception(results, sample, other, evaluator, split, weights, seed, cache_dir, data,
+                   env_dir, device, log) -> None:  # fmt: skip
+    from fashiongan.errors import DataNotFound
+    from fashiongan.metrics.inception_scores import add_inception
+    from fashiongan.metrics.suite import floor_sample, make_real_loader
+
+    floor = None
+    if other is None:
+        real = make_real_loader(evaluator, cache_dir, data, env_dir)
+        try:
+            other = real(split)
+        except DataNotFound:  # FID from shipped statistics: Inception has none
+            other = FeatureSet(sample.images[:0], None, sample.features[:0],
+                               sample.logits[:0], "")  # fmt: skip
+        else:
+            floor = floor_sample(real, split, len(sample))
+    add_inception(results, sample, other, floor, weights, cache_dir, seed, device, log)
+
+
 def evaluate(
     source: str | Path | ImageSet,
     metrics: list[str] | None = None,
@@ -180,12 +199,16 @@ def evaluate(
     log: Callable[[str], None] = print,
     force_evaluator: bool = False,
     against: str | Path | ImageSet | None = None,
+    inception: bool = False,
+    inception_weights: str | Path | None = None,
 ) -> Evaluation:
     """Score a run directory, checkpoint, image-set file/folder (see metrics.sources) or an
     ImageSet. metrics: registry names (None: every fast metric that applies). A generator
     trains CAS on cas_per_class fresh images per class; an image set on itself. against: a
     second source of any of those kinds to compare with instead of the real split (a generator
-    is sampled with the same seed and count; no floors)."""
+    is sampled with the same seed and count; no floors). inception: FID, KID, IS and
+    precision/recall in Inception-v3 space too (metrics.inception; inception_weights: a local
+    copy of the weights file)."""
     start = time.perf_counter()
     if write:  # a report that cannot be written fails now, not after minutes of metrics
         out = (
@@ -194,6 +217,12 @@ def evaluate(
             else default_out_dir(source if not isinstance(source, ImageSet) else ".")
         )
         writable_dir(out, "--out")
+    if inception:  # before minutes of metrics: the library, then the verified weights
+        from fashiongan.metrics.inception import require_torch_fidelity, weights_file
+
+        require_torch_fidelity()
+        cache = Path(cache_dir) if cache_dir else default_cache_dir()
+        inception_weights = weights_file(inception_weights, cache)
     if not isinstance(evaluator, Evaluator):  # None (the shipped one) or a directory
         evaluator = load_evaluator(evaluator)
     evaluator = evaluator.to(device)
@@ -234,6 +263,10 @@ def evaluate(
         force_evaluator=force_evaluator,
         against=other,
     )
+    if inception:
+        _add_inception(results, sample, other, evaluator, reference, inception_weights, seed,
+                       Path(cache_dir) if cache_dir else default_cache_dir(), data, env_dir,
+                       device, log)  # fmt: skip
     results["provenance"]["seconds"] = round(time.perf_counter() - start, 2)
     if image_set.generator_step is not None:
         results["provenance"]["generator_step"] = image_set.generator_step

@@ -33,13 +33,19 @@ ROWS = {
     "cas": ("CAS (test accuracy)", "high", "{:.4f}"),
     "cas_ratio": ("CAS / real", "high", "{:.3f}"),
     "cas_reverse": ("reverse CAS", "high", "{:.4f}"),
+    # --features inception: ImageNet Inception-v3 features, comparable with papers
+    "inception_fid": ("Inception FID", "low", "{:.3f}"),
+    "inception_kid": ("Inception KID ×1000", "low", "{:.3f}"),
+    "inception_is": ("Inception IS", "high", "{:.3f}"),
+    "inception_precision": ("Inception precision", "high", "{:.3f}"),
+    "inception_recall": ("Inception recall", "high", "{:.3f}"),
 }
 
 
 def _fmt(key: str, value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    if key == "kid":
+    if key in ("kid", "kid_std", "inception_kid", "inception_kid_std"):
         value = value * 1000
     return display_rows()[key][2].format(value)
 
@@ -64,7 +70,7 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
         if key not in results:
             continue
         value = _fmt(key, results[key])
-        if key in ("kid", "is") and f"{key}_std" in results:
+        if key in ("kid", "is", "inception_kid", "inception_is") and f"{key}_std" in results:
             value += f" ± {_fmt(key, results[f'{key}_std'])}"
         arrow = {"low": "lower", "high": "higher"}[better]
         rows.append((label, value, _fmt(key, floors.get(key)), arrow))
