@@ -112,3 +112,7 @@ def test_inception_features_equal_torch_fidelity_on_the_same_weights(tmp_path):
     assert {"inception_fid", "inception_precision"} <= out["real_floors"].keys()
     assert out["again"] == out["real"]
     assert len(out["cached"]) == 2  # the real split's features and the floor set's
+    # training with --eval-every and --eval-features inception logs inception_fid
+    assert out["train_status"] == 0
+    assert [r["step"] for r in out["train_rows"]] == [2]
+    assert out["train_rows"][0]["inception_fid"] > 0 and out["train_rows"][0]["fid"] > 0

@@ -319,21 +319,20 @@ class LogConfig:
         "and checkpoints/best.pt kept by FID (0 = off)",
         min=0,
     )
-    eval_samples: int = _f(
-        5000,
-        "images per --eval-every evaluation",
-        min=100,
-        expect="at least 100 (IS uses 10 splits)",
-    )
+    eval_samples: int = _f(5000, "images per --eval-every evaluation", min=100,
+                           expect="at least 100 (IS uses 10 splits)")  # fmt: skip
     evaluator: str | None = _f(
         None, "evaluator directory for --eval-every and compare (default: the shipped one)"
     )
-    tensorboard: bool = _f(
-        False,
-        "also write TensorBoard event files (every metrics.jsonl column, the grids, the config) "
-        "into RUN/tensorboard (the tensorboard extra)",
-        omit_default=True,
-    )
+    eval_features: str = _f("evaluator", "--eval-every: inception adds the FID in ImageNet "
+        "Inception-v3 space (inception_fid; the inception extra; costly on a CPU)",
+        choices=("evaluator", "inception"), omit_default=True)  # fmt: skip
+    inception_weights: str | None = _f(None, "a local copy of the Inception weights file for "
+        "--eval-features inception (default: downloaded once into the cache)",
+        omit_default=True)  # fmt: skip
+    tensorboard: bool = _f(False, "also write TensorBoard event files (every metrics.jsonl "
+        "column, the grids, the config) into RUN/tensorboard (the tensorboard extra)",
+        omit_default=True)  # fmt: skip
 
 
 @dataclass

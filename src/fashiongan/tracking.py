@@ -38,6 +38,7 @@ TAGS = {
     "kimg": "progress/kimg",
     "epoch": "progress/epoch",
     "fid": "eval/fid",
+    "inception_fid": "eval/inception_fid",
     "best_fid": "eval/best_fid",
     "is": "eval/is",
     "is_std": "eval/is_std",

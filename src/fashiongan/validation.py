@@ -139,6 +139,14 @@ def validate(cfg: RunConfig) -> None:
             any((t.epochs, t.steps, t.kimg, t.max_time)),
             "no budget: give --epochs, --steps, --kimg or --max-time",
         ),
+        (
+            cfg.log.inception_weights is None or cfg.log.eval_features == "inception",
+            "--inception-weights is for --eval-features inception; add that or drop it",
+        ),
+        (
+            cfg.log.eval_features == "evaluator" or cfg.log.eval_every,
+            "--eval-features inception scores during training: add --eval-every N",
+        ),
         *LOSSES.get(cfg.loss.loss).constraints(cfg),
         *_regularizer_rules(cfg),
     ]

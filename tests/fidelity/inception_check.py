@@ -63,23 +63,31 @@ def main(a: str, b: str, data: str, work: str) -> None:
                     force_evaluator=True, **quiet).results  # fmt: skip
     again = evaluate(a, metrics=["fid"], inception=True, inception_weights=weights, data=data,
                      force_evaluator=True, **quiet).results  # fmt: skip
-    print(
-        json.dumps(
-            {
-                "ours": {k: v for k, v in ours.items() if k.startswith("inception")},
-                "theirs": theirs,
-                "kid_one_subset": kid(fa, fb, 1, n)[0],
-                "is_one_split": inception_score(la, 1)[0],
-                "provenance": ours["provenance"]["inception"],
-                "real": {k: v for k, v in real.items() if k.startswith("inception")},
-                "real_floors": real["floors"],
-                "again": {k: v for k, v in again.items() if k.startswith("inception")},
-                "cached": sorted(
-                    p.name for p in (work_dir / "cache" / "eval").glob("inception-*/*")
-                ),
-            }
-        )
-    )
+    # --eval-every with --eval-features inception: inception_fid in metrics.jsonl
+    from fashiongan.cli import main as cli
+    from fashiongan.fileio import read_metrics
+
+    run = work_dir / "run"
+    status = cli([
+        "train", "--data", data, "--steps", "2", "--eval-every", "2", "--eval-samples", "100",
+        "--eval-features", "inception", "--inception-weights", str(weights), "--width", "0.25",
+        "--batch-size", "16", "--out", str(run), "--no-progress",
+    ])  # fmt: skip
+    rows = [r for r in read_metrics(run / "metrics.jsonl") if "fid" in r] if status == 0 else []
+    out = {
+        "train_status": status,
+        "train_rows": rows,
+        "ours": {k: v for k, v in ours.items() if k.startswith("inception")},
+        "theirs": theirs,
+        "kid_one_subset": kid(fa, fb, 1, n)[0],
+        "is_one_split": inception_score(la, 1)[0],
+        "provenance": ours["provenance"]["inception"],
+        "real": {k: v for k, v in real.items() if k.startswith("inception")},
+        "real_floors": real["floors"],
+        "again": {k: v for k, v in again.items() if k.startswith("inception")},
+        "cached": sorted(p.name for p in (work_dir / "cache" / "eval").glob("inception-*/*")),
+    }
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -87,14 +87,14 @@ def weights_file(
     return target, digest
 
 
-def require_torch_fidelity():
+def require_torch_fidelity(flag: str = "--features inception"):
     """The torch_fidelity module, or a one-line error naming the extra."""
     try:
         import torch_fidelity
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3  # noqa: F401
+        import torch_fidelity.feature_extractor_inceptionv3  # noqa: F401
     except ImportError as e:
         raise FashionGANError(
-            f"--features inception needs torch-fidelity ({e}): pip install 'fashiongan[inception]'"
+            f"{flag} needs torch-fidelity ({e}): pip install 'fashiongan[inception]'"
         ) from None
     return torch_fidelity
 

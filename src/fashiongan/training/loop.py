@@ -152,6 +152,7 @@ class Trainer:
                 data_env,
                 self.device,
                 cfg.log.evaluator,
+                cfg.log.inception_weights if cfg.log.eval_features == "inception" else False,
             )
 
     def _init_counters(self) -> None:

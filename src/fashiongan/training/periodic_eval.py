@@ -30,8 +30,21 @@ class PeriodicEval:
         data_env: str | None,
         device: torch.device,
         evaluator_dir: str | None = None,
+        inception_weights: str | None | bool = False,
     ):
+        """inception_weights: False (evaluator space only), None (the Inception weights from
+        the cache, downloaded once) or a file: inception_fid too."""
         self.n, self.cache_dir = n, cache_dir
+        self.inception = None
+        if inception_weights is not False:
+            from fashiongan.metrics.inception import (
+                InceptionFeatures,
+                require_torch_fidelity,
+                weights_file,
+            )
+
+            require_torch_fidelity("--eval-features inception")
+            self.inception = InceptionFeatures(*weights_file(inception_weights, cache_dir), device)
         self.evaluator = load_evaluator(evaluator_dir).to(device)
         self.reference = real_features(self.evaluator, "test", cache_dir, data, data_env)
         info = self.evaluator.info
@@ -58,6 +71,13 @@ class PeriodicEval:
                 continue
             values = metric.fn(ctx)
             row.update({k: values[k] for k in keys})
+        if self.inception is not None:
+            from fashiongan.metrics.fid import fid
+
+            key = f"real-{self.reference.checksum[:16]}-{len(self.reference)}"
+            real, _ = self.inception.cached(self.reference.images, key, self.cache_dir)
+            fake, _ = self.inception.features(sample.images)
+            row["inception_fid"] = fid(fake, real)
         row["eval_seconds"] = round(time.perf_counter() - start, 2)
         row["evaluator"] = self.evaluator.id
         return row
