@@ -259,7 +259,7 @@ def test_evaluator_is_safetensors_and_old_pt_still_loads(tmp_path, evaluator, re
     info = json.loads((WEIGHTS_DIR / "evaluator.json").read_text())
     assert info["file"] == "evaluator.safetensors"
     assert sha256_file(WEIGHTS_DIR / info["file"]) == info["sha256"]
-    # an evaluator.pt of before 0.10 (torch.save of the state dict) loads with weights_only
+    # an older evaluator.pt (torch.save of the state dict) loads with weights_only
     state = {k: v.half() if v.is_floating_point() else v
              for k, v in evaluator.net.state_dict().items()}  # fmt: skip
     torch.save(state, tmp_path / "evaluator.pt")

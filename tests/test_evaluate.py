@@ -68,9 +68,9 @@ def test_recipe_is_reproducible_and_saves_with_its_hash(tmp_path):
     # 64×64 input is shrunk to 28×28 first
     big = torch.nn.functional.interpolate(x[:, None].float(), size=64).to(torch.uint8)[:, 0]
     assert ev.evaluate(big)[0].shape == (len(x), 16)
-    raw = bytearray((tmp_path / "evaluator.pt").read_bytes())
+    raw = bytearray((tmp_path / "evaluator.safetensors").read_bytes())
     raw[-100] ^= 0xFF
-    (tmp_path / "evaluator.pt").write_bytes(bytes(raw))
+    (tmp_path / "evaluator.safetensors").write_bytes(bytes(raw))
     with pytest.raises(FashionGANError, match="SHA-256"):
         load_evaluator(tmp_path)
 

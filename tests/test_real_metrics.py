@@ -41,14 +41,14 @@ def _evaluate(image_set, cache, real_data, **kw):
 
 def test_shipped_evaluator_is_what_its_record_says(shipped, real_data):
     info = json.loads((WEIGHTS_DIR / "evaluator.json").read_text())
-    assert sha256_file(WEIGHTS_DIR / "evaluator.pt") == info["sha256"]
+    assert sha256_file(WEIGHTS_DIR / "evaluator.safetensors") == info["sha256"]
     assert info["train_checksum"] == FASHION_CHECKSUMS["train"]
     assert info["test_checksum"] == FASHION_CHECKSUMS["test"]
     test = load_dataset(str(real_data), "test")
     acc = accuracy(shipped.net, test.images, test.labels)
     assert acc >= 0.93
     assert acc == pytest.approx(info["test_accuracy"], abs=1e-6)
-    assert (WEIGHTS_DIR / "evaluator.pt").stat().st_size < 5_000_000
+    assert (WEIGHTS_DIR / "evaluator.safetensors").stat().st_size < 5_000_000
 
 
 def test_real_test_split_scores_at_the_floor(shipped, cache, real_data):

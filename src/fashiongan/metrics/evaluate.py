@@ -161,6 +161,14 @@ def _judged_set(source, num_samples, seed, ema, device, cas_per_class, log, size
     return image_set, cas_set
 
 
+def _warn_small(n: int, with_floor: bool, log) -> None:
+    floor = f" — the floor printed beside is computed at n={n} too" if with_floor else ""
+    log(
+        f"warning: FID on {n} images is biased upward (it falls as n grows); compare only "
+        f"scores at equal n{floor}"
+    )
+
+
 def _add_inception(results, sample, other, evaluator, split, weights, seed, cache_dir, data,
                    env_dir, device, log) -> None:  # fmt: skip
     from fashiongan.errors import DataNotFound
@@ -206,9 +214,8 @@ def evaluate(
     ImageSet. metrics: registry names (None: every fast metric that applies). A generator
     trains CAS on cas_per_class fresh images per class; an image set on itself. against: a
     second source of any of those kinds to compare with instead of the real split (a generator
-    is sampled with the same seed and count; no floors). inception: FID, KID, IS and
-    precision/recall in Inception-v3 space too (metrics.inception; inception_weights: a local
-    copy of the weights file)."""
+    is sampled with the same seed and count; no floors). inception: FID, KID, IS, precision/
+    recall in Inception-v3 space too (inception_weights: a local copy of the file)."""
     start = time.perf_counter()
     if write:  # a report that cannot be written fails now, not after minutes of metrics
         out = (
@@ -217,11 +224,11 @@ def evaluate(
             else default_out_dir(source if not isinstance(source, ImageSet) else ".")
         )
         writable_dir(out, "--out")
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
     if inception:  # before minutes of metrics: the library, then the verified weights
         from fashiongan.metrics.inception import require_torch_fidelity, weights_file
 
         require_torch_fidelity()
-        cache = Path(cache_dir) if cache_dir else default_cache_dir()
         inception_weights = weights_file(inception_weights, cache)
     if not isinstance(evaluator, Evaluator):  # None (the shipped one) or a directory
         evaluator = load_evaluator(evaluator)
@@ -231,15 +238,8 @@ def evaluate(
     )
     check_held_out(image_set, evaluator)
     n = len(image_set.images)
-    wants_fid = metrics is None or "fid" in metrics
-    if wants_fid and n < FID_MIN_SAMPLES:
-        floor = (
-            "" if against is not None else f" — the floor printed beside is computed at n={n} too"
-        )
-        log(
-            f"warning: FID on {n} images is biased upward (it falls as n grows); compare only "
-            f"scores at equal n{floor}"
-        )
+    if (metrics is None or "fid" in metrics) and n < FID_MIN_SAMPLES:
+        _warn_small(n, against is None, log)
     sample = featurize(image_set, evaluator)
     other = None
     if against is not None:
@@ -248,25 +248,13 @@ def evaluate(
         log(f"against {len(other)} images of {other.description}")
     log(f"evaluating {n} images of {image_set.description} with {evaluator.id}")
     results, artifacts = evaluate_set(
-        sample,
-        evaluator,
-        metrics,
-        reference,
-        Path(cache_dir) if cache_dir else default_cache_dir(),
-        data,
-        env_dir,
-        seed,
-        log=log,
-        memorization_samples=memorization_samples,
-        cas_set=cas_set,
-        device=device,
-        force_evaluator=force_evaluator,
-        against=other,
-    )
+        sample, evaluator, metrics, reference, cache, data, env_dir, seed, log=log,
+        memorization_samples=memorization_samples, cas_set=cas_set, device=device,
+        force_evaluator=force_evaluator, against=other,
+    )  # fmt: skip
     if inception:
         _add_inception(results, sample, other, evaluator, reference, inception_weights, seed,
-                       Path(cache_dir) if cache_dir else default_cache_dir(), data, env_dir,
-                       device, log)  # fmt: skip
+                       cache, data, env_dir, device, log)  # fmt: skip
     results["provenance"]["seconds"] = round(time.perf_counter() - start, 2)
     if image_set.generator_step is not None:
         results["provenance"]["generator_step"] = image_set.generator_step

@@ -7,7 +7,7 @@ The authors of FID advise a domain classifier for MNIST-like data (Heusel et al.
 Inception features on upscaled 28×28 grayscale give an IS near 1 for every model. The shipped
 weights (`weights/evaluator.safetensors`) come from `fashiongan evaluator train` with the recipe
 recorded in `weights/evaluator.json`, beside their SHA-256, the data checksum and the measured test
-accuracy. Evaluators written before 0.10 (`evaluator.pt`, loaded with weights_only) still load.
+accuracy. Older evaluators (`evaluator.pt`, loaded with weights_only) still load.
 """
 
 import dataclasses
@@ -275,7 +275,7 @@ def save_evaluator(directory: Path, net: EvaluatorNet, info: dict) -> Path:
 
 
 def _read_weights(path: Path) -> dict:
-    """A state dict from evaluator.safetensors, or from an evaluator.pt of before 0.10."""
+    """A state dict from evaluator.safetensors, or from an older evaluator.pt."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load
 
