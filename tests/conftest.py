@@ -25,6 +25,15 @@ def synthetic_images(n_per_class: int = 20, size: int = 28, seed: int = 0):
     return np.stack(images), np.array(labels, np.int64)
 
 
+def write_train_idx(directory: Path, n_per_class: int = 20) -> Path:
+    """A train IDX pair (gzipped) of synthetic images in `directory`, unless already there."""
+    if not (directory / "train-images-idx3-ubyte.gz").exists():
+        images, labels = synthetic_images(n_per_class)
+        write_idx(directory / "train-images-idx3-ubyte.gz", images)
+        write_idx(directory / "train-labels-idx1-ubyte.gz", labels.astype(np.uint8))
+    return directory
+
+
 @pytest.fixture
 def idx_dir(tmp_path: Path) -> Path:
     """A directory with train and t10k IDX pairs (gzipped) of 200 and 100 images."""

@@ -17,21 +17,16 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from PIL import Image
 
-from conftest import synthetic_images
+from conftest import write_train_idx
 from fashiongan.cli import main
 from fashiongan.config import RunConfig
-from fashiongan.data.idx import write_idx
 from fashiongan.sampling import load_generator
 from fashiongan.serve.app import create_app
 from fashiongan.training.loop import train
 
 
 def tiny_run(root: Path, name: str, cond: str) -> Path:
-    data = root / "idx"
-    if not data.exists():
-        images, labels = synthetic_images(20)
-        write_idx(data / "train-images-idx3-ubyte.gz", images)
-        write_idx(data / "train-labels-idx1-ubyte.gz", labels.astype(np.uint8))
+    data = write_train_idx(root / "idx")
     cfg = RunConfig()
     cfg.data.data, cfg.data.class_names = str(data), "fashion"
     cfg.model.width, cfg.model.z_dim, cfg.model.cond = 0.25, 16, cond

@@ -9,21 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import synthetic_images
+from conftest import write_train_idx
 from fashiongan.cli import main
 from fashiongan.config import RunConfig
-from fashiongan.data.idx import write_idx
 from fashiongan.errors import FashionGANError
 from fashiongan.sampling import latents, load_generator
 from fashiongan.training.loop import train
 
 
 def tiny_run(root: Path, name: str, cond: str, width: float = 0.25, model="dcgan28") -> Path:
-    data = root / "idx"
-    if not data.exists():
-        images, labels = synthetic_images(20)
-        write_idx(data / "train-images-idx3-ubyte.gz", images)
-        write_idx(data / "train-labels-idx1-ubyte.gz", labels.astype(np.uint8))
+    data = write_train_idx(root / "idx")
     cfg = RunConfig()
     cfg.data.data, cfg.data.class_names = str(data), "fashion"
     cfg.model.model, cfg.model.width, cfg.model.z_dim, cfg.model.cond = model, width, 16, cond

@@ -11,6 +11,7 @@ from fashiongan.errors import FashionGANError
 from fashiongan.fileio import read_metrics
 from fashiongan.tracking import TAGS, convert_run, tag_of
 from fashiongan.training.loop import Trainer, train
+from test_training import stop_at
 
 
 def tiny(idx_dir, steps: int) -> RunConfig:
@@ -63,16 +64,7 @@ def test_training_writes_every_column_the_grids_and_the_config(idx_dir, tmp_path
 def test_resume_drops_events_after_the_checkpoint(idx_dir, tmp_path):
     cfg = tiny(idx_dir, 6)
     cfg.log.ckpt_every = 4
-    trainer = Trainer(cfg, tmp_path / "r")
-    original = trainer.train_step
-
-    def stop_at_6():
-        original()
-        if trainer.step == 6:
-            trainer.stop.requested = True
-
-    trainer.train_step = stop_at_6
-    trainer.run()
+    stop_at(Trainer(cfg, tmp_path / "r"), 6).run()  # as if Ctrl-C came during step 6
     cfg.train.steps = 10
     train(cfg, tmp_path / "r", resume=True)
     got = scalars(read_events(tmp_path / "r" / "tensorboard"))
