@@ -112,6 +112,7 @@ def test_inception_features_equal_torch_fidelity_on_the_same_weights(tmp_path):
     assert {"inception_fid", "inception_precision"} <= out["real_floors"].keys()
     assert out["again"] == out["real"]
     assert len(out["cached"]) == 2  # the real split's features and the floor set's
+    assert "needs the real images" in out["offline"] and "fashiongan download" in out["offline"]
     # training with --eval-every and --eval-features inception logs inception_fid
     assert out["train_status"] == 0
     assert [r["step"] for r in out["train_rows"]] == [2]

@@ -63,6 +63,17 @@ def main(a: str, b: str, data: str, work: str) -> None:
                     force_evaluator=True, **quiet).results  # fmt: skip
     again = evaluate(a, metrics=["fid"], inception=True, inception_weights=weights, data=data,
                      force_evaluator=True, **quiet).results  # fmt: skip
+    # no data set installed: refused before any work (Inception has no shipped statistics)
+    import fashiongan.data.datasets as datasets
+    from fashiongan.errors import FashionGANError
+
+    system, datasets.SYSTEM_DIR = datasets.SYSTEM_DIR, work_dir / "nowhere"
+    try:
+        evaluate(a, metrics=["fid"], inception=True, inception_weights=weights, **quiet)
+        offline = "no error"
+    except FashionGANError as e:
+        offline = str(e)
+    datasets.SYSTEM_DIR = system
     # --eval-every with --eval-features inception: inception_fid in metrics.jsonl
     from fashiongan.cli import main as cli
     from fashiongan.fileio import read_metrics
@@ -75,6 +86,7 @@ def main(a: str, b: str, data: str, work: str) -> None:
     ])  # fmt: skip
     rows = [r for r in read_metrics(run / "metrics.jsonl") if "fid" in r] if status == 0 else []
     out = {
+        "offline": offline,
         "train_status": status,
         "train_rows": rows,
         "ours": {k: v for k, v in ours.items() if k.startswith("inception")},

@@ -161,6 +161,22 @@ def _judged_set(source, num_samples, seed, ema, device, cas_per_class, log, size
     return image_set, cas_set
 
 
+def _inception_ready(weights, cache: Path, fashion: bool, split: str, env_dir) -> tuple:
+    """torch-fidelity importable, the real split on disk (Inception has no shipped statistics),
+    then the verified weights: (path, SHA-256)."""
+    from fashiongan.data.datasets import find_data
+    from fashiongan.errors import DataNotFound
+    from fashiongan.metrics.inception import require_torch_fidelity, weights_file
+
+    require_torch_fidelity()
+    try:
+        if fashion:
+            find_data(None, split, env_dir)
+    except DataNotFound as e:
+        raise FashionGANError(f"--features inception needs the real images: {e}") from None
+    return weights_file(weights, cache)
+
+
 def _warn_small(n: int, with_floor: bool, log) -> None:
     floor = f" — the floor printed beside is computed at n={n} too" if with_floor else ""
     log(
@@ -225,11 +241,9 @@ def evaluate(
         )
         writable_dir(out, "--out")
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    if inception:  # before minutes of metrics: the library, then the verified weights
-        from fashiongan.metrics.inception import require_torch_fidelity, weights_file
-
-        require_torch_fidelity()
-        inception_weights = weights_file(inception_weights, cache)
+    if inception:  # before minutes of metrics: the library, the reals, the verified weights
+        inception_weights = _inception_ready(inception_weights, cache, against is None and
+                                             data is None, reference, env_dir)  # fmt: skip
     if not isinstance(evaluator, Evaluator):  # None (the shipped one) or a directory
         evaluator = load_evaluator(evaluator)
     evaluator = evaluator.to(device)
