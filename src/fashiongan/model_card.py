@@ -134,8 +134,8 @@ def render_card(info: dict, metrics: dict | None) -> str:
         "--metrics memorization` before sharing what it generates.",
         "- A conditional model follows the requested class as often as the label accuracy "
         "above says, not always; classes it learnt less well show in per-class FID.",
-        "- Not for identifying people or judging real garments or goods: its images are "
-        "synthetic and carry its training data's biases (class balance, photography style).",
+        "- Not for identifying people or judging real objects: its images are synthetic and "
+        "carry its training data's biases (class balance, photography style).",
     ]
     return "\n".join(lines) + "\n"
 
