@@ -19,6 +19,7 @@ from fashiongan.metrics.extractor import FeatureExtractor, to_uint8
 from fashiongan.metrics.fid import fid
 from fashiongan.metrics.inception_score import inception_score
 from fashiongan.metrics.kid import kid
+from test_evaluate import tiny_evaluator  # noqa: F401 - a fixture
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = {"log": lambda s: None}
@@ -270,3 +271,25 @@ def test_evaluator_is_safetensors_and_old_pt_still_loads(tmp_path, evaluator, re
         load_evaluator(tmp_path)
     with pytest.raises(FashionGANError, match="cannot load"):
         load_evaluator(tmp_path, verify=False)
+
+
+def test_evaluator_stats_cli_writes_statistics_for_any_evaluator(tiny_evaluator, tmp_path, capsys):  # noqa: F811
+    import shutil
+
+    from fashiongan.cli import main
+    from fashiongan.metrics.fid import gaussian_stats
+    from fashiongan.metrics.reference import STATS_FILE, real_features, shipped_stats
+
+    source, data = tiny_evaluator
+    ev_dir = tmp_path / "ev"
+    shutil.copytree(source, ev_dir)
+    assert main(["evaluator", "stats", str(ev_dir), "--data", str(data)]) == 0
+    assert STATS_FILE in capsys.readouterr().out
+    ev = load_evaluator(ev_dir)
+    stats = shipped_stats(ev, "test")
+    real = real_features(ev, "test", tmp_path / "cache", str(data))
+    mu, sigma = gaussian_stats(real.features)
+    assert stats.n == len(real) == 100 and stats.checksum == real.checksum
+    assert np.allclose(stats.mu, mu) and np.allclose(stats.sigma, sigma)
+    assert stats.floors["10000"]["fid"] >= 0  # the whole other split: n above its size
+    assert main(["evaluator", "stats", str(tmp_path / "none")]) == 2

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from fashiongan.data.datasets import default_cache_dir
 from fashiongan.fileio import atomic_write_bytes
 from fashiongan.metrics.defaults import NUM_SAMPLES
 from fashiongan.metrics.evaluator import Evaluator
@@ -19,7 +20,7 @@ from fashiongan.metrics.suite import Context, floors, make_real_loader
 
 def write_reference_stats(
     evaluator: Evaluator,
-    cache_dir: Path,
+    cache_dir: Path | None,
     data: str | None = None,
     env_dir: str | None = None,
     sizes: tuple[int, ...] = (NUM_SAMPLES,),
@@ -30,14 +31,15 @@ def write_reference_stats(
     of each of `sizes` images."""
     from safetensors.torch import save
 
-    real = make_real_loader(evaluator, Path(cache_dir), data, env_dir)
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    real = make_real_loader(evaluator, cache_dir, data, env_dir)
     tensors: dict[str, torch.Tensor] = {}
     meta = {"format": STATS_FORMAT, "evaluator": evaluator.id, "evaluator_sha256": evaluator.sha256}
     for split in ("train", "test"):
         ref = real(split)
         mu, sigma = gaussian_stats(ref.features)
         tensors[f"{split}.mu"], tensors[f"{split}.sigma"] = map(torch.from_numpy, (mu, sigma))
-        ctx = Context(ref, ref, split, evaluator, real, Path(cache_dir), log=log)
+        ctx = Context(ref, ref, split, evaluator, real, cache_dir, log=log)
         by_size = {str(n): floors(list(OFFLINE_METRICS), ctx, n) for n in sizes}
         meta.update({
             f"{split}.n": str(len(ref)), f"{split}.checksum": ref.checksum,
