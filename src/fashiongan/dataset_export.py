@@ -4,8 +4,6 @@ or not at all."""
 
 import csv
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +12,7 @@ from PIL import Image
 from fashiongan.data.csv import write_csv
 from fashiongan.data.idx import write_idx
 from fashiongan.errors import FashionGANError
-from fashiongan.fileio import (
-    DIR_MODE,
-    atomic_save,
-    remove_stale_temps,
-    temp_prefix,
-    writable_dir,
-)
+from fashiongan.fileio import atomic_dir, atomic_save, writable_dir
 from fashiongan.imaging import display_scale, label_rows, make_grid, save_png
 
 FORMATS = ("png", "pngs", "npz", "idx", "csv")
@@ -51,19 +43,8 @@ def _export_png_folder(
     (what pytorch-fid, clean-fid and torch-fidelity read) with labels.csv + classes.txt beside
     them when labelled. Written into a hidden temporary directory beside `out` and renamed at
     the end: `out` appears complete or not at all."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FashionGANError(f"--out {out} exists and is not an empty directory; choose a new one")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(out.parent, out.name)
-        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), dir=out.parent))
-        os.chmod(tmp, DIR_MODE)
-    except OSError as e:
-        raise FashionGANError(
-            f"cannot write {out}: {e.strerror or e}; choose another --out"
-        ) from None
     written = []
-    try:
+    with atomic_dir(out) as tmp:
         for i, (image, label) in enumerate(zip(images, labels)):
             name = class_names[label].replace("/", "-").replace(" ", "-") if label >= 0 else ""
             sub = "." if layout == "flat" else f"{label}_{name}" if label >= 0 else "unlabeled"
@@ -73,12 +54,6 @@ def _export_png_folder(
         if layout == "flat" and len(labels) and labels.min() >= 0:
             _labels_table(tmp, labels, class_names)
             written += [out / "labels.csv", out / "classes.txt"]
-        os.replace(tmp, out)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError):
-            raise FashionGANError(f"cannot write {out}: {e.strerror or e}") from None
-        raise
     return written
 
 

@@ -83,6 +83,37 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_dir(
+    out: str | os.PathLike, replace: bool = False, hint: str = "choose a new one"
+) -> Iterator[Path]:
+    """A temp folder beside `out` to fill; on success it becomes `out` (an empty `out` is
+    replaced, a non-empty one only with `replace`), on any error it is removed: `out` appears
+    whole or not at all. `out` existing and not empty is refused, with `hint`, before any work."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not replace)):
+        raise FashionGANError(f"--out {out} exists and is not an empty directory; {hint}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out.parent, out.name)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), dir=out.parent))
+        os.chmod(tmp, DIR_MODE)
+    except OSError as e:
+        raise FashionGANError(
+            f"cannot write {out}: {e.strerror or e}; choose another --out"
+        ) from None
+    try:
+        yield tmp
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise FashionGANError(f"cannot write {out}: {e.strerror or e}") from None
+        raise
+
+
 def writable_dir(directory: Path, flag: str) -> None:
     """Make sure a file can be written in `directory` (creating it if need be), so a long job
     fails at its start rather than after its work; folders made for the probe are removed

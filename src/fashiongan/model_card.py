@@ -14,13 +14,11 @@ when loaded.
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from fashiongan._version import __version__
 from fashiongan.errors import FashionGANError
-from fashiongan.fileio import sha256_file
+from fashiongan.fileio import atomic_dir, sha256_file
 from fashiongan.model_export import export_generator
 
 MODEL_FORMAT = "fashiongan-model"
@@ -145,24 +143,13 @@ def export_model_dir(state: dict, out: str | os.PathLike, ema: bool = True,
     """Write the model directory `out` from a loaded checkpoint `state`; `metrics`: the run's
     eval/metrics.json content, if any. `out` appears whole or not at all."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FashionGANError(f"--out {out} exists and is not an empty directory; choose a new one")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         used_ema = export_generator(state, tmp / WEIGHTS, ema=ema)
         info = _describe(state, used_ema, sha256_file(tmp / WEIGHTS))
         (tmp / "config.json").write_text(json.dumps(info, indent=2) + "\n")
         if metrics is not None:
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (tmp / "README.md").write_text(render_card(info, metrics))
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from fashiongan._version import __version__
+from fashiongan.data.datasets import to_uint8
 from fashiongan.errors import FashionGANError
 from fashiongan.fileio import atomic_write_bytes
 
@@ -37,7 +38,7 @@ class _Graph(torch.nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None):
         x = self.G(z, labels if self.conditional else None)
-        return x, x.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+        return x, to_uint8(x).view(x.shape)  # generate's rounding; N×C×H×W for gray too
 
 
 def _inputs(gen, n: int, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -9,14 +9,12 @@ by `train --tensorboard` into RUN/tensorboard, or afterwards from the run's file
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from fashiongan.errors import FashionGANError
-from fashiongan.fileio import read_metrics
+from fashiongan.fileio import atomic_dir, read_metrics
 
 SUBDIR = "tensorboard"
 # metrics.jsonl column → TensorBoard tag (grouped into panels); other numbers go to "other/"
@@ -121,16 +119,12 @@ def convert_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     if not (run / "metrics.jsonl").is_file() or not (run / "config.json").is_file():
         raise FashionGANError(f"{run}: no metrics.jsonl and config.json (not a run directory?)")
     out = Path(out) if out else run / SUBDIR
-    if out.exists() and any(out.iterdir()) and not force:
-        raise FashionGANError(f"--out {out} exists and is not empty; pass --force to replace it")
     try:
         config = json.loads((run / "config.json").read_text())
     except (OSError, ValueError) as e:
         raise FashionGANError(f"{run / 'config.json'}: unreadable ({e})") from None
     rows = read_metrics(run / "metrics.jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_dir(out, replace=force, hint="pass --force to replace it") as tmp:
         tb = TensorBoardWriter(tmp)
         for row in rows:
             tb.scalars(row)
@@ -139,10 +133,4 @@ def convert_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         fids = [r["fid"] for r in rows if "fid" in r]
         tb.config(config, {"eval/fid": fids[-1]} if fids else None)
         tb.close()
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

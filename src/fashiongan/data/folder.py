@@ -116,11 +116,12 @@ def listing(path: Path) -> tuple[list[Path], list[str | None], tuple[str, ...] |
     if not flat:
         raise FashionGANError(f"--data {path}: no images there ({', '.join(IMAGE_SUFFIXES)})")
     if (path / "labels.csv").is_file():
-        return _csv_listing(path, flat)
+        return csv_listing(path, flat)
     return flat, [None] * len(flat), None
 
 
-def _csv_listing(path: Path, flat: list[Path]):
+def csv_listing(path: Path, flat: list[Path]):
+    """(files, label names, classes.txt's class list or None) of a flat folder's labels.csv."""
     table = path / "labels.csv"
     with open(table, newline="") as f:
         rows = list(csv.reader(f))

@@ -187,20 +187,13 @@ def _warn_small(n: int, with_floor: bool, log) -> None:
 
 def _add_inception(results, sample, other, evaluator, split, weights, seed, cache_dir, data,
                    env_dir, device, log) -> None:  # fmt: skip
-    from fashiongan.errors import DataNotFound
     from fashiongan.metrics.inception_scores import add_inception
     from fashiongan.metrics.suite import floor_sample, make_real_loader
 
     floor = None
-    if other is None:
+    if other is None:  # the real split (_inception_ready made sure it is there)
         real = make_real_loader(evaluator, cache_dir, data, env_dir)
-        try:
-            other = real(split)
-        except DataNotFound:  # FID from shipped statistics: Inception has none
-            other = FeatureSet(sample.images[:0], None, sample.features[:0],
-                               sample.logits[:0], "")  # fmt: skip
-        else:
-            floor = floor_sample(real, split, len(sample))
+        other, floor = real(split), floor_sample(real, split, len(sample))
     add_inception(results, sample, other, floor, weights, cache_dir, seed, device, log)
 
 

@@ -70,12 +70,15 @@ class FeatureExtractor(nn.Module):
         return super().train(False)  # BatchNorm and dropout stay in inference mode
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def both(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"features": float32 N×F, "logits": float32 N×n_classes} of either library's batch."""
         device = next(self.net.parameters()).device
         x = prepare(to_uint8(images, self.channels).cpu(), self.size, self.channels)
         features = self.net.features(x.to(device))
-        out = features if self.output == "features" else self.net.head(features)
-        return out.float()
+        return {"features": features.float(), "logits": self.net.head(features).float()}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.both(images)[self.output]
 
 
 def register_torch_fidelity(evaluator: Evaluator | str | None = None,
@@ -111,11 +114,7 @@ def register_torch_fidelity(evaluator: Evaluator | str | None = None,
             return torch.zeros(1, 3, loaded.input["size"], loaded.input["size"], dtype=torch.uint8)
 
         def forward(self, x):
-            inner = self.inner
-            device = next(inner.net.parameters()).device
-            prepared = prepare(to_uint8(x, inner.channels).cpu(), inner.size, inner.channels)
-            features = inner.net.features(prepared.to(device)).float()
-            out = {"features": features, "logits": inner.net.head(features).float()}
+            out = self.inner.both(x)
             return tuple(out[n] for n in self.features_list)
 
     if name in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:

@@ -15,14 +15,13 @@ On a CPU this network costs ~6 GFLOP per image: 10,000 images take minutes, not 
 real split's features are cached per weights file.
 """
 
-import hashlib
-import io
 from pathlib import Path
 
 import torch
 
+from fashiongan.checkpoint import serialize
 from fashiongan.errors import FashionGANError
-from fashiongan.fileio import atomic_save
+from fashiongan.fileio import atomic_write_bytes, sha256_file
 
 WEIGHTS_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
@@ -33,16 +32,8 @@ HASH_PREFIX = "6726825d"
 FEATURES, LOGITS = "2048", "logits_unbiased"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _checked(path: Path, prefix: str, where: str) -> str:
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if not digest.startswith(prefix):
         raise FashionGANError(
             f"{where} {path}: SHA-256 {digest[:16]}… does not begin with {prefix}; it is not the "
@@ -139,6 +130,14 @@ class InceptionFeatures:
             return torch.zeros(0, 2048), torch.zeros(0, 1008)
         return torch.cat(feats), torch.cat(logits)
 
+    def of_reference(self, reference, cache_dir: Path) -> torch.Tensor:
+        """The 2048-d features of a reference FeatureSet: cached when it has a checksum (a real
+        split), computed each time when not (a given set)."""
+        if not reference.checksum:
+            return self.features(reference.images)[0]
+        key = f"real-{reference.checksum[:16]}-{len(reference)}"
+        return self.cached(reference.images, key, cache_dir)[0]
+
     def cached(self, images: torch.Tensor, key: str, cache_dir: Path):
         """features() of a real split (or part), cached under cache_dir/eval/<id>/<key>.pt."""
         path = Path(cache_dir) / "eval" / self.id / f"{key}.pt"
@@ -150,7 +149,5 @@ class InceptionFeatures:
             except Exception:  # noqa: BLE001 - a damaged cache is recomputed, never trusted
                 pass
         f, lg = self.features(images)
-        buffer = io.BytesIO()
-        torch.save({"features": f, "logits": lg}, buffer)
-        atomic_save(path, lambda out: out.write(buffer.getbuffer()))
+        atomic_write_bytes(path, serialize({"features": f, "logits": lg}))
         return f, lg

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 
-from fashiongan.errors import FashionGANError
 from fashiongan.metrics.defaults import IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS, PRDC_K
 from fashiongan.metrics.fid import fid
 from fashiongan.metrics.inception import InceptionFeatures
@@ -44,19 +43,10 @@ def add_inception(
     """Score `sample` against `reference` (a real split, cached; or a given set) in Inception
     space and put the values, the floors (`floor` against the reference) and the network's
     provenance into `results`. weights: (path, SHA-256) from inception.weights_file."""
-    if len(reference) == 0:
-        raise FashionGANError(
-            "--features inception needs the real images (the data set is not installed here): "
-            "`apt-get install dataset-fashion-mnist`, `fashiongan download` or --data PATH"
-        )
     net = InceptionFeatures(*weights, device)
     log(f"Inception features of {len(sample)} judged images ({net.id}; minutes on a CPU)")
     fake, fake_logits = net.features(sample.images)
-    if reference.checksum:
-        key = f"real-{reference.checksum[:16]}-{len(reference)}"
-        real, _ = net.cached(reference.images, key, cache_dir)
-    else:
-        real, _ = net.features(reference.images)
+    real = net.of_reference(reference, cache_dir)
     results.update(_scores(fake, fake_logits, real, seed))
     if floor is not None:
         key = f"floor-{floor.checksum[:16] or 'x'}-{reference.checksum[:16]}-{len(floor)}"

@@ -4,7 +4,6 @@ a Kaggle CSV, or a PNG folder (one sub-folder per class, `<id>_<name>` or a clas
 directly inside: labelled by a labels.csv beside them, else unlabelled). Every result is uint8
 N×H×W with int64 labels or None."""
 
-import csv
 import re
 import zipfile
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from fashiongan.data.csv import read_csv
 from fashiongan.data.datasets import FASHION_CLASSES, N_CLASSES, parse_class
+from fashiongan.data.folder import class_ids, csv_listing
 from fashiongan.data.idx import read_idx
 from fashiongan.errors import FashionGANError
 
@@ -187,27 +187,6 @@ def _read_png(path: Path) -> np.ndarray:
     return np.ascontiguousarray(rgba[..., 0])
 
 
-def _flat_labels(path: Path, files: list[Path]) -> list[int]:
-    """Class ids of a flat folder's PNGs from its labels.csv (`file,label`, names or ids) and
-    classes.txt (names in id order; default: Fashion-MNIST's), as `generate --layout flat`
-    writes them. Every PNG needs a row."""
-    names = FASHION_CLASSES
-    if (path / "classes.txt").is_file():
-        names = tuple(n.strip() for n in (path / "classes.txt").read_text().splitlines() if n)
-    try:
-        with open(path / "labels.csv", newline="") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise FashionGANError(f"{path / 'labels.csv'}: unreadable ({e})") from None
-    if not rows or [c.strip().lower() for c in rows[0][:2]] != ["file", "label"]:
-        raise FashionGANError(f"{path / 'labels.csv'}: expected a header line 'file,label'")
-    table = {r[0]: r[1] for r in rows[1:] if len(r) >= 2}
-    missing = next((f.name for f in files if f.name not in table), None)
-    if missing is not None:
-        raise FashionGANError(f"{path / 'labels.csv'}: no row for {missing}")
-    return [parse_class(table[f.name], names) for f in files]
-
-
 def _read_png_folder(path: Path) -> ImageSet:
     subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     direct = _pngs(path)
@@ -216,7 +195,9 @@ def _read_png_folder(path: Path) -> ImageSet:
     files, labels = [], []
     if direct:
         files = direct
-        labels = _flat_labels(path, files) if (path / "labels.csv").is_file() else []
+        if (path / "labels.csv").is_file():  # `generate --layout flat`, or any such table
+            files, names, classes = csv_listing(path, direct)
+            labels = list(class_ids(names, classes or FASHION_CLASSES, str(path))[0])
     for sub in subdirs:
         try:
             c = None if sub.name == "unlabeled" else _class_of_folder(sub.name)
