@@ -151,3 +151,23 @@ def test_card_without_evaluation_says_how_to_get_one(runs, tmp_path):
     card = (out / "README.md").read_text()
     assert "Not evaluated" in card and "unconditional" in card
     assert not (out / "metrics.json").exists()
+
+
+def test_flat_layout_from_the_command_line_and_flags_that_do_nothing(runs, tmp_path, capsys):
+    out = tmp_path / "flat"
+    argv = ["generate", str(runs["projection"]), "--per-class", "2", "--format", "pngs"]
+    assert main(argv + ["--layout", "flat", "--out", str(out)]) == 0
+    assert len(list(out.glob("*.png"))) == 20 and (out / "labels.csv").is_file()
+    capsys.readouterr()
+    for bad, message in (
+        (["generate", str(runs["projection"]), "--layout", "flat", "--out",
+          str(tmp_path / "s.npz")], "--layout flat is for --format pngs"),
+        (["train", "--eval-features", "inception", "--steps", "1", "--out",
+          str(tmp_path / "r1")], "add --eval-every N"),
+        (["train", "--inception-weights", "w.pth", "--steps", "1", "--out",
+          str(tmp_path / "r2")], "--inception-weights is for --eval-features inception"),
+    ):  # fmt: skip
+        assert main(bad) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "s.npz").exists() and not (tmp_path / "r1").exists()
